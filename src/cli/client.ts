@@ -1,0 +1,79 @@
+// The CLI's view of a node: its API URL and the admin token, from flags, the environment, or the
+// file the demo leaves in .wakame/demo/cli.json.
+import { existsSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import type { StatusReport } from '../core/status.js'
+import { loadToken } from '../mesh/keys.js'
+import { WakameError } from '../util/errors.js'
+
+export const DEMO_CLI_FILE = '.wakame/demo/cli.json'
+
+export interface ClientOptions {
+  node?: string
+  tokenFile?: string
+}
+
+export interface ApiAnswer { ok: true, message: string, version: number, leader: string }
+
+export class ApiError extends WakameError {
+  constructor (readonly status: number, code: string, message: string) { super(code, message) }
+}
+
+export class Client {
+  readonly url: string
+  private readonly tokenFile?: string
+  private readonly tokenValue?: string
+
+  constructor (opts: ClientOptions, env: NodeJS.ProcessEnv = process.env) {
+    const demo = readDemoFile()
+    this.url = (opts.node ?? env.WAKAME_NODE ?? demo?.node ?? 'http://127.0.0.1:7600').replace(/\/+$/, '')
+    this.tokenFile = opts.tokenFile ?? env.WAKAME_TOKEN_FILE ?? (env.WAKAME_TOKEN ? undefined : demo?.token_file)
+    this.tokenValue = this.tokenFile ? undefined : env.WAKAME_TOKEN
+  }
+
+  async status (): Promise<StatusReport> {
+    return await this.call<StatusReport>('GET', '/v1/status')
+  }
+
+  async change (path: string, body?: unknown): Promise<ApiAnswer> {
+    return await this.call<ApiAnswer>('POST', path, body, true)
+  }
+
+  private token (): string {
+    if (this.tokenValue) return this.tokenValue
+    if (this.tokenFile) return loadToken(this.tokenFile)
+    throw new WakameError('TOKEN_MISSING', 'this command changes the cluster and needs the admin token: pass --token-file FILE or set WAKAME_TOKEN_FILE')
+  }
+
+  private async call<T> (method: string, path: string, body?: unknown, auth = false): Promise<T> {
+    const headers: Record<string, string> = {}
+    if (auth) headers.authorization = `Bearer ${this.token()}`
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    let res: Response
+    try {
+      res = await fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(70_000) })
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
+      throw new WakameError('UNREACHABLE', `cannot reach the wakame node at ${this.url} (${cause}); is the agent running? (--node URL or WAKAME_NODE)`)
+    }
+    const text = await res.text()
+    let json: unknown
+    try { json = JSON.parse(text) } catch { json = undefined }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: string, message?: string } } | undefined)?.error
+      throw new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? (text.slice(0, 300) || res.statusText))
+    }
+    return json as T
+  }
+}
+
+function readDemoFile (): { node?: string, token_file?: string } | undefined {
+  const path = resolve(DEMO_CLI_FILE)
+  if (!existsSync(path)) return undefined
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as { node?: string, token_file?: string }
+    return { node: v.node, token_file: v.token_file ? resolve(v.token_file) : undefined }
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,161 @@
+// The `wakame` command line: the daemon (`agent`), the admin commands Wakame users know (with their
+// old names as aliases), and a few tools. Arguments are parsed by commander.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { balancerMain } from '../balancers/builtin/proxy.js'
+import { generatePsk, generateToken } from '../mesh/keys.js'
+import { loadSpecFile } from '../spec/load.js'
+import { InputError, WakameError } from '../util/errors.js'
+import { VERSION } from '../version.js'
+import { runAgent } from './agent.js'
+import { ApiError, Client } from './client.js'
+import { formatStatus } from './format.js'
+import { waitForSettle } from './wait.js'
+
+interface Globals { node?: string, tokenFile?: string }
+interface WaitFlags { wait: boolean, timeout: number }
+
+const int = (name: string) => (v: string): number => {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number`)
+  return Number(v)
+}
+
+export function buildProgram (): Command {
+  const program = new Command('wakame')
+    .description('A cluster agent for Amazon EC2: one daemon per node, a gossip mesh, an elected leader.')
+    .version(VERSION, '-V, --version')
+    .option('--node <url>', 'API of any wakame node (env WAKAME_NODE)')
+    .option('--token-file <file>', 'admin token file, for commands that change the cluster (env WAKAME_TOKEN_FILE)')
+    .showHelpAfterError()
+  const globals = (): Globals => program.opts<Globals>()
+  const client = () => new Client(globals())
+  const waitOpts = (c: Command) => c
+    .option('--no-wait', 'return once the leader accepted the change')
+    .addOption(new Option('--timeout <seconds>', 'how long to wait for the cluster to settle').default(180).argParser(int('--timeout')))
+
+  program.command('agent')
+    .description('run the wakame daemon on this node')
+    .option('-c, --config <file>', 'YAML config file (env WAKAME_* and flags override it)')
+    .option('--cluster <name>').option('--node-id <id>').option('--psk-file <file>').option('--admin-token-file <file>')
+    .option('--bind <ip>').option('--api-bind <ip>')
+    .option('--mesh-port <port>', '', int('--mesh-port')).option('--api-port <port>', '', int('--api-port'))
+    .option('--data-dir <dir>').option('--bootstrap <addrs>', 'host:port or multiaddrs, comma-separated', (v: string) => v.split(',').filter(Boolean))
+    .option('--bootstrap-expect <n>', '', int('--bootstrap-expect')).option('--provider <name>').option('--spec <file>').option('--log-level <level>')
+    .action(async (o: Record<string, unknown>) => {
+      const { config, ...rest } = o
+      const flags: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(rest)) flags[k.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`)] = v
+      await runAgent(config as string | undefined, flags)
+    })
+
+  program.command('status')
+    .description('the cluster: services <current min max>, instances, agents')
+    .option('--json', 'print the status as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const s = await client().status()
+      console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s, process.stdout.isTTY))
+    })
+
+  waitOpts(program.command('launch').alias('launch_cluster')
+    .description('bring every service up, in dependency order')
+    .option('--spec <file>', 'cluster spec (default: the one the node was configured with)'))
+    .action(async (o: WaitFlags & { spec?: string }) => {
+      const body = o.spec ? { spec: specBody(o.spec) } : undefined
+      await changeAndWait(client(), '/v1/cluster/launch', body, o)
+    })
+
+  waitOpts(program.command('shutdown').alias('shutdown_cluster')
+    .description('stop every service in reverse dependency order, then the VMs the cluster launched'))
+    .action(async (o: WaitFlags) => { await changeAndWait(client(), '/v1/cluster/shutdown', undefined, o) })
+
+  waitOpts(program.command('propagate').alias('propagate_service')
+    .description('one more instance of SERVICE (up to its max); a VM is launched when no node has room')
+    .argument('<service>'))
+    .action(async (service: string, o: WaitFlags) => { await changeAndWait(client(), `/v1/services/${encodeURIComponent(service)}/propagate`, undefined, o) })
+
+  waitOpts(program.command('scale')
+    .description('set the number of instances of SERVICE')
+    .argument('<service>').argument('<count>', 'instances', int('count')))
+    .action(async (service: string, count: number, o: WaitFlags) => { await changeAndWait(client(), `/v1/services/${encodeURIComponent(service)}/scale`, { count }, o) })
+
+  waitOpts(program.command('migrate').alias('migrate_service')
+    .description('move INSTANCE to another node: start the new one, wait ONLINE, repoint, stop the old')
+    .argument('<instance>')
+    .option('--to <node>', 'target node (default: the least loaded with room)'))
+    .action(async (instance: string, o: WaitFlags & { to?: string }) => {
+      await changeAndWait(client(), `/v1/instances/${encodeURIComponent(instance)}/migrate`, o.to ? { to: o.to } : {}, o,
+        (s) => !s.services.some(svc => svc.instances.some(i => i.id === instance)))
+    })
+
+  program.command('validate')
+    .description('check a cluster spec and print its problems with file, line and field')
+    .argument('<spec>')
+    .action((file: string) => {
+      const spec = loadSpecFile(file)
+      console.log(`${file}: valid (${Object.keys(spec.services).length} services)`)
+    })
+
+  program.command('keygen')
+    .description('create a pre-shared key for the mesh (mode 0600)')
+    .option('--out <file>', 'write it here instead of stdout')
+    .action((o: { out?: string }) => writeSecret(o.out, generatePsk()))
+
+  program.command('token')
+    .description('create an admin token (mode 0600)')
+    .option('--out <file>', 'write it here instead of stdout')
+    .action((o: { out?: string }) => writeSecret(o.out, `${generateToken()}\n`))
+
+  program.command('demo')
+    .description('run the example web cluster locally: boot a node, launch_cluster, keep running (Ctrl-C stops it all)')
+    .option('--spec <file>', 'cluster spec', 'examples/webcluster/cluster.yaml')
+    .option('--dir <dir>', 'where the demo keeps its state', '.wakame/demo')
+    .action(async (o: { spec: string, dir: string }) => {
+      const { runDemo } = await import('../demo/demo.js')
+      await runDemo({ spec: o.spec, dir: o.dir })
+      setInterval(() => {}, 1 << 30) // keep running until Ctrl-C
+
+    })
+
+  program.command('balancer', { hidden: true })
+    .description('the builtin balancer process (started by the agent)')
+    .requiredOption('--config <file>').requiredOption('--listen <host:port>')
+    .action(async (o: { config: string, listen: string }) => { await balancerMain(['--config', o.config, '--listen', o.listen]) })
+
+  return program
+}
+
+/** The spec as sent to the leader; validated here first, so errors point at the local file. */
+function specBody (file: string): { text: string, file: string, dir: string } {
+  loadSpecFile(file)
+  const abs = resolve(file)
+  return { text: readFileSync(abs, 'utf8'), file: abs, dir: dirname(abs) }
+}
+
+function writeSecret (out: string | undefined, text: string): void {
+  if (!out) { process.stdout.write(text); return }
+  if (existsSync(out)) throw new WakameError('EXISTS', `${out} exists; not overwriting it`)
+  writeFileSync(out, text, { mode: 0o600, flag: 'wx' })
+  console.error(`wrote ${out} (mode 600)`)
+}
+
+async function changeAndWait (client: Client, path: string, body: unknown, o: WaitFlags, done?: Parameters<typeof waitForSettle>[1]['done']): Promise<void> {
+  const r = await client.change(path, body)
+  console.log(r.message)
+  if (!o.wait) return
+  const s = await waitForSettle(client, { version: r.version, timeoutMs: o.timeout * 1000, print: (l) => console.log(l), ...(done ? { done } : {}) })
+  console.log(formatStatus(s, process.stdout.isTTY))
+}
+
+/** Run the CLI; errors become one clear line and a non-zero exit code (2 for bad input). */
+export async function runCli (argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv)
+  } catch (err) {
+    if (err instanceof InputError) { console.error(err.message); process.exitCode = 2; return }
+    if (err instanceof ApiError) { console.error(`error: ${err.message}`); process.exitCode = err.status === 400 ? 2 : 1; return }
+    if (err instanceof WakameError) { console.error(`error: ${err.message}`); process.exitCode = 1; return }
+    console.error(`error: ${(err as Error)?.stack ?? String(err)}`)
+    process.exitCode = 1
+  }
+}

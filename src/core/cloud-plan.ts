@@ -1,0 +1,41 @@
+// What the leader asks of the cloud, derived from the committed document alone. Every action is
+// idempotent (a launch carries a token made from its decision), so a new leader that redoes the
+// actions of one that died mid-way creates nothing twice.
+import type { ClusterDoc, NodeId } from './types.js'
+
+export type CloudAction =
+  | { type: 'launch', key: string, id: string, token: string, reason: string }
+  | { type: 'terminate', key: string, node: NodeId }
+  | { type: 'detach-volume', key: string, name: string, node: NodeId }
+  | { type: 'attach-volume', key: string, name: string, node: NodeId, service: string }
+
+/**
+ * Idempotency token of a launch decision: cluster, the term the decision was made in and its id
+ * (never the current term, or a new leader redoing it would launch a second VM).
+ * At most 64 ASCII characters (EC2's ClientToken limit).
+ */
+export function launchToken (cluster: string, term: number, id: string): string {
+  return `wakame-${cluster}-${term}-${id}`.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 64)
+}
+
+export function planCloud (doc: ClusterDoc): CloudAction[] {
+  const out: CloudAction[] = []
+  for (const l of Object.values(doc.launches)) {
+    if (l.status === 'pending') out.push({ type: 'launch', key: `launch:${l.id}`, id: l.id, token: launchToken(doc.cluster, l.term, l.id), reason: l.reason })
+  }
+  for (const t of Object.values(doc.terminations)) {
+    // A voter is removed from the voter set before its VM goes (the leader last of all).
+    if (t.status === 'pending' && !doc.voters.includes(t.node)) out.push({ type: 'terminate', key: `terminate:${t.node}`, node: t.node })
+  }
+  for (const v of Object.values(doc.volumes)) {
+    if (v.wantAt === v.attachedTo) continue
+    if (v.attachedTo !== null) {
+      // Detach only once no instance on the old node uses it (the scheduler moves wantAt only then).
+      const busy = Object.values(doc.instances).some(i => i.volume === v.name && i.node === v.attachedTo)
+      if (!busy) out.push({ type: 'detach-volume', key: `volume:${v.name}`, name: v.name, node: v.attachedTo })
+    } else if (v.wantAt !== null) {
+      out.push({ type: 'attach-volume', key: `volume:${v.name}`, name: v.name, node: v.wantAt, service: v.service })
+    }
+  }
+  return out
+}

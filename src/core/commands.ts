@@ -1,0 +1,129 @@
+// Operator commands and cloud results, applied by the leader to the cluster document. Pure.
+// A command that cannot apply returns an error and changes nothing.
+import { checkSpec } from '../spec/load.js'
+import type { Spec } from '../spec/schema.js'
+import type { Observed } from './observed.js'
+import { pickRoom, roomOn } from './placement.js'
+import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
+
+export type Command =
+  | { type: 'launch', spec?: Spec }
+  | { type: 'shutdown', askedOn: NodeId }
+  | { type: 'propagate', service: string }
+  | { type: 'scale', service: string, count: number }
+  | { type: 'migrate', instance: string, to?: NodeId }
+  // Results reported by the leader's cloud executor:
+  | { type: 'launch-result', id: string, vm?: string, error?: string }
+  | { type: 'terminated', node: NodeId }
+  | { type: 'volume-attached', name: string, node: NodeId | null }
+
+export type CommandErrorCode = 'NOT_FOUND' | 'AT_MAX' | 'BAD_REQUEST' | 'CONFLICT' | 'NO_SPEC'
+
+export interface CommandOk { ok: true, doc: ClusterDoc, message: string }
+export interface CommandErr { ok: false, code: CommandErrorCode, message: string }
+export type CommandResult = CommandOk | CommandErr
+
+const err = (code: CommandErrorCode, message: string): CommandErr => ({ ok: false, code, message })
+
+export function applyCommand (doc: ClusterDoc, cmd: Command, obs: Observed): CommandResult {
+  const d = structuredClone(doc)
+  switch (cmd.type) {
+    case 'launch': return launch(d, cmd.spec)
+    case 'shutdown': {
+      if (!d.spec) return err('NO_SPEC', 'the cluster was never launched; nothing to shut down')
+      d.phase = 'down'
+      d.keepNode = cmd.askedOn
+      return { ok: true, doc: d, message: `shutting down; ${cmd.askedOn} stays up` }
+    }
+    case 'propagate': {
+      const s = serviceOf(d, cmd.service)
+      if (!s.ok) return s
+      const cur = d.desired[cmd.service] ?? 0
+      if (cur >= s.max) return err('AT_MAX', `${cmd.service} is at its max (${s.max} instance${s.max === 1 ? '' : 's'}); nothing changed. Raise max in the spec to go further.`)
+      d.desired[cmd.service] = cur + 1
+      return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cur + 1} instances` }
+    }
+    case 'scale': {
+      const s = serviceOf(d, cmd.service)
+      if (!s.ok) return s
+      if (!Number.isInteger(cmd.count) || cmd.count < s.min || cmd.count > s.max) {
+        return err('BAD_REQUEST', `${cmd.service} takes between ${s.min} and ${s.max} instances (min and max in the spec); ${cmd.count} is outside; nothing changed`)
+      }
+      const cur = d.desired[cmd.service] ?? 0
+      d.desired[cmd.service] = cmd.count
+      return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cmd.count} instances` }
+    }
+    case 'migrate': return migrate(d, cmd.instance, cmd.to, obs)
+    case 'launch-result': {
+      const l = d.launches[cmd.id]
+      if (!l) return err('NOT_FOUND', `no launch ${cmd.id}`)
+      if (cmd.vm) { l.status = 'launched'; l.vm = cmd.vm; delete l.error } else { l.status = 'failed'; l.error = cmd.error ?? 'unknown error' }
+      return { ok: true, doc: d, message: cmd.vm ? `${cmd.id}: launched ${cmd.vm}` : `${cmd.id}: failed: ${l.error}` }
+    }
+    case 'terminated': {
+      const t = d.terminations[cmd.node]
+      if (!t) return err('NOT_FOUND', `no termination of ${cmd.node}`)
+      t.status = 'done'
+      for (const l of Object.values(d.launches)) if (l.vm === cmd.node) delete d.launches[l.id]
+      return { ok: true, doc: d, message: `${cmd.node} terminated` }
+    }
+    case 'volume-attached': {
+      const v = d.volumes[cmd.name]
+      if (!v) return err('NOT_FOUND', `no volume ${cmd.name}`)
+      v.attachedTo = cmd.node
+      return { ok: true, doc: d, message: cmd.node ? `volume ${cmd.name} attached to ${cmd.node}` : `volume ${cmd.name} detached` }
+    }
+  }
+}
+
+function launch (d: ClusterDoc, spec: Spec | undefined): CommandResult {
+  const next = spec ?? d.spec
+  if (!next) return err('NO_SPEC', 'no cluster spec: pass one (wakame launch --spec FILE) or configure `spec` on the node')
+  const problems = checkSpec(next)
+  if (problems.length > 0) return err('BAD_REQUEST', problems.map(p => `${p.path.join('.')}: ${p.message}`).join('\n'))
+  const desired: Record<string, number> = {}
+  for (const [name, s] of Object.entries(next.services)) {
+    // Keep counts the operator set (a relaunch after shutdown restores them), within the new bounds.
+    const prev = d.desired[name]
+    desired[name] = Math.min(s.max, Math.max(s.min, prev ?? s.min))
+  }
+  d.spec = next
+  d.desired = desired
+  d.phase = 'up'
+  delete d.keepNode
+  return { ok: true, doc: d, message: `launching ${Object.keys(desired).length} services` }
+}
+
+function serviceOf (d: ClusterDoc, name: string): { ok: true, min: number, max: number } | CommandErr {
+  if (!d.spec) return err('NO_SPEC', 'the cluster was never launched; run launch_cluster first')
+  if (d.phase !== 'up') return err('CONFLICT', `the cluster is ${d.phase === 'down' ? 'shut down' : 'not launched'}; run launch_cluster first`)
+  const s = d.spec.services[name]
+  if (!s) return err('NOT_FOUND', `no service "${name}"; services: ${Object.keys(d.spec.services).sort().join(', ')}`)
+  return { ok: true, min: s.min, max: s.max }
+}
+
+function migrate (d: ClusterDoc, id: string, to: NodeId | undefined, obs: Observed): CommandResult {
+  if (!d.spec || d.phase !== 'up') return err('CONFLICT', 'the cluster is not up; run launch_cluster first')
+  const inst = d.instances[id]
+  if (!inst) return err('NOT_FOUND', `no instance "${id}"; see \`wakame status\``)
+  if (inst.phase !== 'run' || inst.migratingTo || inst.replaces) return err('CONFLICT', `${id} is already ${inst.migratingTo || inst.replaces ? 'migrating' : 'stopping'}`)
+  if (inst.node === null) return err('CONFLICT', `${id} is not placed yet; nothing to move`)
+  let target: { node: NodeId, slot: number } | undefined
+  if (to !== undefined) {
+    if (!d.nodes[to]) return err('NOT_FOUND', `no node "${to}"; nodes: ${Object.keys(d.nodes).sort().join(', ')}`)
+    if (to === inst.node) return err('BAD_REQUEST', `${id} already runs on ${to}`)
+    if (obs.nodes.get(to)?.status !== 'alive') return err('CONFLICT', `node ${to} is not alive`)
+    const slot = roomOn(d, d.spec, to, inst.service)
+    if (slot === undefined) return err('CONFLICT', `node ${to} has no room for ${inst.service}`)
+    target = { node: to, slot }
+  } else {
+    target = pickRoom(d, d.spec, obs, inst.service, [inst.node])
+  }
+  d.seq++
+  const next: InstanceRec = { id: `${inst.service}-${d.seq}`, service: inst.service, node: target?.node ?? null, slot: target?.slot ?? 0, phase: 'run', replaces: inst.id }
+  if (inst.volume) next.volume = inst.volume
+  inst.migratingTo = next.id
+  d.instances[next.id] = next
+  const where = target ? `to ${target.node}` : 'to a new VM (no node has room)'
+  return { ok: true, doc: d, message: `${id} -> ${next.id} ${where}` }
+}

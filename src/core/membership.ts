@@ -1,0 +1,102 @@
+// Membership view: heartbeats in, alive/suspect/dead out. Pure: the caller passes the time.
+//
+// A libp2p disconnect only makes a peer *suspect*. A refused redial (the host answers, the daemon
+// is gone) makes it dead at once. Silence makes it dead only after `deadAfterMs`, so a node frozen
+// for less than that (GC pause, disk stall, SIGSTOP) is never evicted: false deaths cost more
+// (rescheduling, balancer churn) than slow detection.
+import type { Heartbeat, NodeId } from './types.js'
+
+export type MemberStatus = 'alive' | 'suspect' | 'dead'
+
+export interface MembershipConfig {
+  /** Silence after which a member is suspect. @default 1500 */
+  suspectAfterMs: number
+  /** Silence after which a member is dead (the stall bound). @default 4000 */
+  deadAfterMs: number
+  /** Dead members are forgotten after this long, unless heard again. @default 600000 */
+  forgetAfterMs: number
+}
+
+export const DEFAULT_MEMBERSHIP: MembershipConfig = {
+  suspectAfterMs: 1_500,
+  deadAfterMs: 4_000,
+  forgetAfterMs: 600_000
+}
+
+export interface Member {
+  id: NodeId
+  status: MemberStatus
+  /** Local time the last heartbeat arrived. */
+  heardAt: number
+  /** Local time of the last status change. */
+  since: number
+  hb: Heartbeat
+  /** Why it is suspect or dead. */
+  reason?: string
+}
+
+export interface MemberChange { id: NodeId, from: MemberStatus | 'new', to: MemberStatus, reason: string }
+
+export class Membership {
+  private readonly members = new Map<NodeId, Member>()
+  constructor (readonly self: NodeId, readonly cfg: MembershipConfig = DEFAULT_MEMBERSHIP) {}
+
+  /** Record a heartbeat. Returns the change it caused, if any. */
+  heartbeat (hb: Heartbeat, now: number): MemberChange | undefined {
+    const m = this.members.get(hb.node)
+    if (m) {
+      // Drop reordered or duplicated heartbeats of the same incarnation.
+      if (hb.incarnation < m.hb.incarnation) return undefined
+      if (hb.incarnation === m.hb.incarnation && hb.seq <= m.hb.seq) return undefined
+      m.hb = hb
+      m.heardAt = now
+      if (m.status !== 'alive') return this.set(m, 'alive', now, 'heartbeat')
+      return undefined
+    }
+    this.members.set(hb.node, { id: hb.node, status: 'alive', heardAt: now, since: now, hb })
+    return { id: hb.node, from: 'new', to: 'alive', reason: 'first heartbeat' }
+  }
+
+  /** The transport lost its connection to the member. */
+  disconnected (id: NodeId, now: number): MemberChange | undefined {
+    const m = this.members.get(id)
+    if (!m || m.status !== 'alive') return undefined
+    return this.set(m, 'suspect', now, 'connection lost')
+  }
+
+  /** A redial was refused: the host is up but nothing listens, so the daemon is gone. */
+  refused (id: NodeId, now: number): MemberChange | undefined {
+    const m = this.members.get(id)
+    // Only a suspect can be confirmed dead this way: a heartbeat since the disconnect means it is
+    // back (e.g. restarted on the same address), whatever an older dial says.
+    if (!m || m.status !== 'suspect') return undefined
+    return this.set(m, 'dead', now, 'connection refused')
+  }
+
+  tick (now: number): MemberChange[] {
+    const changes: MemberChange[] = []
+    for (const m of this.members.values()) {
+      if (m.id === this.self) continue
+      const silent = now - m.heardAt
+      if (m.status !== 'dead' && silent >= this.cfg.deadAfterMs) changes.push(this.set(m, 'dead', now, `silent for ${silent} ms`))
+      else if (m.status === 'alive' && silent >= this.cfg.suspectAfterMs) changes.push(this.set(m, 'suspect', now, `silent for ${silent} ms`))
+      else if (m.status === 'dead' && now - m.since >= this.cfg.forgetAfterMs) this.members.delete(m.id)
+    }
+    return changes
+  }
+
+  get (id: NodeId): Member | undefined { return this.members.get(id) }
+  status (id: NodeId): MemberStatus | undefined { return this.members.get(id)?.status }
+  all (): Member[] { return [...this.members.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0) }
+  /** Members not dead (alive or suspect): a suspect keeps its place until confirmed dead. */
+  live (): Member[] { return this.all().filter(m => m.status !== 'dead') }
+  forget (id: NodeId): void { this.members.delete(id) }
+
+  private set (m: Member, to: MemberStatus, now: number, reason: string): MemberChange {
+    const from = m.status
+    m.status = to
+    m.since = now
+    m.reason = to === 'alive' ? undefined : reason
+    return { id: m.id, from, to, reason }
+  }
+}

@@ -1,0 +1,400 @@
+// The leader's scheduler: desired state + observations → the next cluster document. Pure.
+//
+// It only writes intentions into the document (place an instance, drain it, launch or terminate a
+// VM, move a volume); nodes and the cloud executor act on them once the document is committed.
+// So a leader that dies mid-way leaves nothing half-done that the next leader cannot see.
+import { dependencyLevels, dependentsOf } from '../spec/graph.js'
+import type { Spec } from '../spec/schema.js'
+import { isLive, reportedState, type Observed } from './observed.js'
+import { pickRoom, usableNodes } from './placement.js'
+import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
+
+export interface SchedulerConfig {
+  /** Most voters; more nodes follow without voting (Raft gets slower, not safer, with more). @default 5 */
+  maxVoters: number
+  /** After a failed launch, wait this long before deciding another. @default 10000 */
+  launchRetryMs: number
+  /** A launched VM that has not joined the mesh by then is terminated and reported. @default 120000 */
+  joinDeadlineMs: number
+}
+
+export const DEFAULT_SCHEDULER: SchedulerConfig = { maxVoters: 5, launchRetryMs: 10_000, joinDeadlineMs: 120_000 }
+
+/** Leader-local memory between ticks (not replicated: a new leader starts its timers afresh). */
+export interface LeaderMemory {
+  /** When each draining instance started draining, by this leader's clock. */
+  drainSince: Map<string, number>
+  /** When a launch last failed. */
+  lastLaunchFailure: number
+  /** When each launched VM was first seen launched but not joined. */
+  launchedSince: Map<string, number>
+}
+
+export function newLeaderMemory (): LeaderMemory {
+  return { drainSince: new Map(), lastLaunchFailure: -Infinity, launchedSince: new Map() }
+}
+
+export interface ScheduleInput {
+  doc: ClusterDoc
+  obs: Observed
+  mem: LeaderMemory
+  now: number
+  /** The leader's current term (launch decisions record it). */
+  term: number
+  self: NodeId
+  cfg?: SchedulerConfig
+}
+
+export interface ScheduleResult {
+  /** The next document's content, or undefined when nothing changes. */
+  next?: ClusterDoc
+  /** Why: one line per decision, for the log and the event history. */
+  notes: string[]
+}
+
+type Draft = ClusterDoc
+
+export function schedule (input: ScheduleInput): ScheduleResult {
+  const { doc, obs, mem, now, term, self } = input
+  const cfg = input.cfg ?? DEFAULT_SCHEDULER
+  const d: Draft = structuredClone(doc)
+  const notes: string[] = []
+  const ctx = { d, obs, mem, now, term, self, cfg, notes, votersChanged: false }
+
+  admitNodes(ctx)
+  handleDeadNodes(ctx)
+  if (d.spec && d.phase === 'up') {
+    bringUp(ctx, d.spec)
+    ensureNodes(ctx, d.spec)
+  } else if (d.spec && d.phase === 'down') {
+    bringDown(ctx, d.spec)
+  }
+  progressDrains(ctx)
+  progressStops(ctx)
+  moveVolumes(ctx)
+  adjustVoters(ctx)
+  finishTerminations(ctx)
+
+  const changed = JSON.stringify(d) !== JSON.stringify(doc)
+  return changed ? { next: d, notes } : { notes }
+}
+
+interface Ctx {
+  d: Draft
+  obs: Observed
+  mem: LeaderMemory
+  now: number
+  term: number
+  self: NodeId
+  cfg: SchedulerConfig
+  notes: string[]
+  votersChanged: boolean
+}
+
+function nextId (d: Draft, prefix: string): string {
+  d.seq++
+  return `${prefix}-${d.seq}`
+}
+
+// ---- nodes ----
+
+/** Nodes heard on the mesh that the document does not list yet join it. */
+function admitNodes (ctx: Ctx): void {
+  const { d, obs } = ctx
+  for (const o of obs.nodes.values()) {
+    if (o.status !== 'alive' || d.nodes[o.id] || d.terminations[o.id]) continue
+    d.nodes[o.id] = { id: o.id, ip: o.ip, peer: o.peer, ...(o.launch ? { launch: o.launch } : {}), ...(o.zone ? { zone: o.zone } : {}) }
+    ctx.notes.push(`node ${o.id} (${o.ip}) joined`)
+  }
+  // A launch is done once its VM is a node of the cluster.
+  for (const l of Object.values(d.launches)) {
+    const joined = (l.vm !== undefined && d.nodes[l.vm] !== undefined) || Object.values(d.nodes).some(n => n.launch === l.id)
+    if (joined) { delete d.launches[l.id]; ctx.mem.launchedSince.delete(l.id); continue }
+    if (l.status !== 'launched' || !l.vm) continue
+    // A VM that never joins is terminated and reported, not waited for forever.
+    const since = ctx.mem.launchedSince.get(l.id) ?? ctx.now
+    ctx.mem.launchedSince.set(l.id, since)
+    if (ctx.now - since >= ctx.cfg.joinDeadlineMs) {
+      l.status = 'failed'
+      l.error = `${l.vm} did not join within ${Math.round(ctx.cfg.joinDeadlineMs / 1000)} s; terminated`
+      if (!d.terminations[l.vm]) d.terminations[l.vm] = { node: l.vm, reason: 'never joined', status: 'pending' }
+      ctx.mem.lastLaunchFailure = ctx.now
+      ctx.notes.push(`launch ${l.id}: ${l.error}`)
+    }
+  }
+}
+
+function handleDeadNodes (ctx: Ctx): void {
+  const { d, obs } = ctx
+  for (const id of Object.keys(d.nodes)) {
+    if (id === ctx.self || obs.nodes.get(id)?.status !== 'dead') continue
+    for (const inst of Object.values(d.instances)) {
+      if (inst.node !== id) continue
+      if (inst.volume) {
+        // A stateful instance is gone only once its VM is: until then it might still write.
+        if (inst.phase !== 'stop') { inst.phase = 'stop'; inst.drainVersion = d.version + 1; ctx.notes.push(`${inst.id}: its node ${id} is dead; waiting for the node to be terminated before moving ${inst.volume}`) }
+      } else {
+        forgetInstance(d, inst)
+        ctx.notes.push(`${inst.id}: its node ${id} is dead; a replacement will be placed`)
+      }
+    }
+    if (!d.terminations[id]) {
+      d.terminations[id] = { node: id, reason: 'dead', status: 'pending' }
+      ctx.notes.push(`node ${id} is dead: terminate it`)
+    }
+  }
+}
+
+/** Keep `min_nodes` running, and launch a VM when instances wait for room. */
+function ensureNodes (ctx: Ctx, spec: Spec): void {
+  const { d, obs } = ctx
+  const liveNodes = Object.keys(d.nodes).filter(id => !d.terminations[id] && obs.nodes.get(id)?.status !== 'dead').length
+  const pending = Object.values(d.launches).filter(l => l.status !== 'failed').length
+  const unplaced = Object.values(d.instances).filter(i => i.node === null && i.phase === 'run').length
+  const capacityPerNode = spec.cluster.max_instances_per_node
+  let want = Math.max(0, spec.cluster.min_nodes - liveNodes - pending)
+  // Room that is coming: VMs being launched, and nodes that joined but do not hold the document yet.
+  const joining = Object.keys(d.nodes).filter(id => obs.nodes.get(id)?.status === 'alive' && !obs.nodes.get(id)?.current && !d.terminations[id]).length
+  const pendingRoom = (pending + joining) * capacityPerNode
+  if (unplaced > pendingRoom) want = Math.max(want, Math.ceil((unplaced - pendingRoom) / capacityPerNode))
+  const budget = spec.cluster.max_nodes - liveNodes - pending
+  if (want > budget) {
+    if (budget <= 0 && unplaced > 0) ctx.notes.push(`${unplaced} instance(s) wait for room, but the cluster is at max_nodes (${spec.cluster.max_nodes})`)
+    want = Math.max(0, budget)
+  }
+  if (want === 0 || ctx.now - ctx.mem.lastLaunchFailure < ctx.cfg.launchRetryMs) return
+  for (let k = 0; k < want; k++) {
+    const id = nextId(d, 'launch')
+    const reason = liveNodes + pending + k < spec.cluster.min_nodes ? `below min_nodes (${spec.cluster.min_nodes})` : 'no node has room'
+    d.launches[id] = { id, term: ctx.term, status: 'pending', reason }
+    ctx.notes.push(`launch a VM (${id}): ${reason}`)
+  }
+}
+
+function finishTerminations (ctx: Ctx): void {
+  const { d } = ctx
+  for (const t of Object.values(d.terminations)) {
+    if (t.status !== 'done') continue
+    // Records on a terminated node are gone with it; its volumes are free.
+    for (const inst of Object.values(d.instances)) if (inst.node === t.node) forgetInstance(d, inst)
+    for (const v of Object.values(d.volumes)) if (v.attachedTo === t.node) v.attachedTo = null
+    if (d.voters.includes(t.node)) continue // removed from the voters first (adjustVoters)
+    delete d.nodes[t.node]
+    delete d.terminations[t.node]
+  }
+}
+
+/** One voter change per document: drop dead or leaving voters, then fill up to maxVoters. */
+function adjustVoters (ctx: Ctx): void {
+  const { d, obs } = ctx
+  const leaving = (id: NodeId) => !!d.terminations[id] || obs.nodes.get(id)?.status === 'dead' || !d.nodes[id]
+  // The leader itself leaves last, after every other change (it hands over once that commits).
+  const drop = d.voters.filter(v => leaving(v) && v !== ctx.self)[0] ?? (leaving(ctx.self) && d.voters.length > 1 && d.voters.includes(ctx.self) ? ctx.self : undefined)
+  if (drop !== undefined && !(drop === ctx.self && d.voters.every(v => v === ctx.self))) {
+    d.voters = d.voters.filter(v => v !== drop)
+    ctx.notes.push(`voter ${drop} removed (${d.terminations[drop] ? 'being terminated' : 'dead'})`)
+    return
+  }
+  if (d.voters.length >= ctx.cfg.maxVoters) return
+  const candidates = Object.keys(d.nodes).filter(id => !d.voters.includes(id) && !leaving(id) && obs.nodes.get(id)?.status === 'alive' && obs.nodes.get(id)?.current)
+  if (candidates.length === 0) return
+  // Spread voters across availability zones when there are several.
+  const zones = new Set(d.voters.map(v => d.nodes[v]?.zone))
+  candidates.sort((a, b) => Number(zones.has(d.nodes[a]!.zone)) - Number(zones.has(d.nodes[b]!.zone)) || (a < b ? -1 : 1))
+  const add = candidates[0]!
+  d.voters = [...d.voters, add].sort()
+  ctx.notes.push(`voter ${add} added`)
+}
+
+// ---- services ----
+
+function bringUp (ctx: Ctx, spec: Spec): void {
+  const { d, obs } = ctx
+  for (const level of dependencyLevels(spec.services)) {
+    for (const service of level) {
+      const want = d.desired[service] ?? 0
+      const current = Object.values(d.instances).filter(i => i.service === service && i.phase === 'run' && !i.migratingTo)
+      if (current.length < want) {
+        const waiting = spec.services[service]!.depends_on.filter(dep => !hasOnline(d, obs, dep))
+        if (waiting.length > 0) {
+          ctx.notes.push(`${service}: waiting for ${waiting.join(', ')} to be ONLINE`)
+        } else {
+          for (let k = current.length; k < want; k++) addInstance(ctx, spec, service)
+        }
+      } else if (current.length > want) {
+        const extra = [...current].sort(removalOrder(obs)).slice(0, current.length - want)
+        for (const inst of extra) startDrain(ctx, inst, `${service} above its desired count (${want})`)
+      }
+    }
+  }
+  // Services no longer in the spec go away.
+  for (const inst of Object.values(d.instances)) {
+    if (!spec.services[inst.service] && inst.phase === 'run') startDrain(ctx, inst, 'service removed from the spec')
+  }
+  placeWaiting(ctx, spec)
+  progressMigrations(ctx)
+}
+
+/** Stop services level by level, dependents first; then the VMs, except the node it was asked on. */
+function bringDown (ctx: Ctx, spec: Spec): void {
+  const { d } = ctx
+  const levels = dependencyLevels(spec.services)
+  const extra = Object.values(d.instances).filter(i => !spec.services[i.service])
+  for (const inst of extra) if (inst.phase === 'run') startDrain(ctx, inst, 'cluster shutdown')
+  for (let l = levels.length - 1; l >= 0; l--) {
+    const here = Object.values(d.instances).filter(i => levels[l]!.includes(i.service))
+    if (here.length === 0) continue
+    for (const inst of here) if (inst.phase === 'run') startDrain(ctx, inst, `cluster shutdown (level ${l})`)
+    return
+  }
+  if (Object.keys(d.instances).length > 0) return
+  // Every service is down: cancel launches, and terminate the VMs the cluster no longer needs.
+  for (const l of Object.values(d.launches)) {
+    if (l.vm && !d.terminations[l.vm]) d.terminations[l.vm] = { node: l.vm, reason: 'cluster shutdown', status: 'pending' }
+    delete d.launches[l.id]
+  }
+  const keep = d.keepNode && d.nodes[d.keepNode] ? d.keepNode : ctx.self
+  for (const id of Object.keys(d.nodes)) {
+    if (id === keep || d.terminations[id]) continue
+    d.terminations[id] = { node: id, reason: 'cluster shutdown', status: 'pending' }
+    ctx.notes.push(`node ${id}: terminate (cluster shutdown)`)
+  }
+}
+
+function hasOnline (d: Draft, obs: Observed, service: string): boolean {
+  return Object.values(d.instances).some(i => i.service === service && i.phase === 'run' && reportedState(obs, i.node, i.id)?.state === 'ONLINE')
+}
+
+function addInstance (ctx: Ctx, spec: Spec, service: string, replaces?: InstanceRec, target?: NodeId): InstanceRec {
+  const { d } = ctx
+  const s = spec.services[service]!
+  const id = nextId(d, service)
+  const exclude = replaces?.node ? [replaces.node] : []
+  const room = target !== undefined ? { node: target, slot: 0 } : pickRoom(d, spec, ctx.obs, service, exclude)
+  const inst: InstanceRec = { id, service, node: room?.node ?? null, slot: room?.slot ?? 0, phase: 'run' }
+  if (s.volume) inst.volume = s.volume.name
+  if (replaces) { inst.replaces = replaces.id; replaces.migratingTo = id }
+  d.instances[id] = inst
+  ctx.notes.push(room ? `${id}: place on ${room.node}` : `${id}: no node has room; waiting for a new VM`)
+  return inst
+}
+
+function placeWaiting (ctx: Ctx, spec: Spec): void {
+  for (const inst of Object.values(ctx.d.instances)) {
+    if (inst.node !== null || inst.phase !== 'run') continue
+    const exclude = inst.replaces ? [ctx.d.instances[inst.replaces]?.node].filter((n): n is string => !!n) : []
+    const room = pickRoom(ctx.d, spec, ctx.obs, inst.service, exclude)
+    if (!room) continue
+    inst.node = room.node
+    inst.slot = room.slot
+    ctx.notes.push(`${inst.id}: place on ${room.node}`)
+  }
+}
+
+/** Order in which surplus instances go: unplaced, then not ONLINE, then newest. */
+function removalOrder (obs: Observed) {
+  const rank = (i: InstanceRec) => i.node === null ? 0 : reportedState(obs, i.node, i.id)?.state !== 'ONLINE' ? 1 : 2
+  return (a: InstanceRec, b: InstanceRec) => rank(a) - rank(b) || seqOf(b) - seqOf(a)
+}
+
+function seqOf (i: InstanceRec): number {
+  return Number(i.id.slice(i.id.lastIndexOf('-') + 1))
+}
+
+export function startDrain (ctx: Pick<Ctx, 'd' | 'notes'>, inst: InstanceRec, why: string): void {
+  if (inst.phase !== 'run') return
+  inst.phase = 'drain'
+  inst.drainVersion = ctx.d.version + 1
+  ctx.notes.push(`${inst.id}: drain (${why})`)
+}
+
+/** A stateless migration's old instance drains once the new one is ONLINE. */
+function progressMigrations (ctx: Ctx): void {
+  const { d, obs } = ctx
+  for (const inst of Object.values(d.instances)) {
+    if (!inst.migratingTo || inst.phase !== 'run') continue
+    const next = d.instances[inst.migratingTo]
+    if (!next) { delete inst.migratingTo; continue }
+    if (inst.volume || reportedState(obs, next.node, next.id)?.state === 'ONLINE') startDrain(ctx, inst, `migrated to ${next.id} on ${next.node}`)
+  }
+}
+
+/** Drain ends when every dependent has applied a view without the instance, or on timeout. */
+function progressDrains (ctx: Ctx): void {
+  const { d, obs, mem, now } = ctx
+  for (const inst of Object.values(d.instances)) {
+    if (inst.phase !== 'drain') { mem.drainSince.delete(inst.id); continue }
+    if (!mem.drainSince.has(inst.id)) mem.drainSince.set(inst.id, now)
+    const serving = reportedState(obs, inst.node, inst.id)?.state === 'ONLINE'
+    const timeout = d.spec?.services[inst.service]?.drain_timeout_ms ?? 5_000
+    const timedOut = now - mem.drainSince.get(inst.id)! >= timeout
+    if (!serving || timedOut || dependentsCaughtUp(d, obs, inst)) {
+      inst.phase = 'stop'
+      inst.drainVersion = d.version + 1
+      mem.drainSince.delete(inst.id)
+      ctx.notes.push(`${inst.id}: stop${timedOut && serving ? ' (drain timed out)' : ''}`)
+    }
+  }
+}
+
+function dependentsCaughtUp (d: Draft, obs: Observed, inst: InstanceRec): boolean {
+  const services = d.spec ? dependentsOf(d.spec.services, inst.service) : []
+  for (const dep of Object.values(d.instances)) {
+    if (!services.includes(dep.service) || dep.phase === 'stop') continue
+    const r = reportedState(obs, dep.node, dep.id)
+    if (!r || r.state !== 'ONLINE') continue // not serving: nothing to wait for
+    if ((r.view ?? 0) < (inst.drainVersion ?? 0)) return false
+  }
+  return true
+}
+
+/** A stopped instance's record goes once its node has seen the stop and no longer runs it. */
+function progressStops (ctx: Ctx): void {
+  const { d, obs } = ctx
+  for (const inst of Object.values(d.instances)) {
+    if (inst.phase !== 'stop') continue
+    const node = inst.node ? obs.nodes.get(inst.node) : undefined
+    if (inst.node === null) { forgetInstance(d, inst); continue }
+    if (!isLive(node)) {
+      // A dead node's stateless instances are gone; a stateful one waits for its node's termination.
+      if (!inst.volume && node?.status === 'dead') forgetInstance(d, inst)
+      continue
+    }
+    const sawStop = (node!.committed?.version ?? 0) >= (inst.drainVersion ?? Infinity)
+    const report = node!.instances[inst.id]
+    if (sawStop && (!report || report.state === 'Offline')) {
+      forgetInstance(d, inst)
+      ctx.notes.push(`${inst.id}: stopped`)
+    }
+  }
+}
+
+function forgetInstance (d: Draft, inst: InstanceRec): void {
+  delete d.instances[inst.id]
+  for (const other of Object.values(d.instances)) {
+    if (other.migratingTo === inst.id) delete other.migratingTo
+    if (other.replaces === inst.id) delete other.replaces
+  }
+}
+
+/** A volume follows its service's running instance, once no other instance holds it. */
+function moveVolumes (ctx: Ctx): void {
+  const { d } = ctx
+  const names = new Set(Object.values(d.instances).map(i => i.volume).filter((v): v is string => !!v))
+  for (const name of names) {
+    const users = Object.values(d.instances).filter(i => i.volume === name)
+    const runner = users.find(i => i.phase === 'run' && i.node !== null && !i.migratingTo)
+    if (!runner) continue
+    const vol = d.volumes[name] ??= { name, service: runner.service, attachedTo: null, wantAt: null }
+    // The old holder (stopping, or on a dead node not yet terminated) keeps it until it is gone.
+    if (users.some(i => i !== runner && i.node !== null)) continue
+    if (vol.wantAt !== runner.node) {
+      vol.wantAt = runner.node
+      ctx.notes.push(`volume ${name}: attach to ${runner.node}`)
+    }
+  }
+}
+
+export function usableNodeCount (doc: ClusterDoc, obs: Observed): number {
+  return usableNodes(doc, obs).length
+}

@@ -1,0 +1,121 @@
+// The leader's loop: apply queued operator commands and cloud results, run the scheduler, propose
+// the next document, and answer each command once its document is committed. One proposal is in
+// flight at a time, so every change (voter changes included) commits before the next is made.
+import { applyCommand, type Command, type CommandErrorCode } from '../core/commands.js'
+import type { Consensus } from '../core/consensus/consensus.js'
+import type { Observed } from '../core/observed.js'
+import { newLeaderMemory, schedule, type LeaderMemory } from '../core/scheduler.js'
+import { compareDocId, type ClusterDoc, type DocId, type NodeId } from '../core/types.js'
+import type { Logger } from '../util/log.js'
+
+export type SubmitResult =
+  | { ok: true, message: string, version: number }
+  | { ok: false, code: CommandErrorCode | 'NOT_LEADER' | 'TIMEOUT', message: string }
+
+interface Pending {
+  cmd: Command
+  resolve: (r: SubmitResult) => void
+  /** Internal results (from the cloud executor) have no waiter that cares about errors. */
+  internal: boolean
+}
+
+interface InFlight {
+  id: DocId
+  waiters: Array<{ resolve: (r: SubmitResult) => void, message: string }>
+}
+
+export interface LeaderLoopDeps {
+  self: NodeId
+  consensus: Consensus
+  observe: (now: number) => Observed
+  logger: Logger
+  /** Called after each proposal so the caller can flush consensus output. */
+  flush: () => void
+  /** How long a submitted command waits for its document to commit. @default 10000 */
+  commitTimeoutMs?: number
+}
+
+export class LeaderLoop {
+  private queue: Pending[] = []
+  private inflight: InFlight | null = null
+  private inflightSince = 0
+  private mem: LeaderMemory = newLeaderMemory()
+  private wasLeader = false
+  private lastNotes = new Set<string>()
+
+  constructor (private readonly deps: LeaderLoopDeps) {}
+
+  /** Queue an operator command; resolves once applied and committed, or with the reason it was not. */
+  async submit (cmd: Command): Promise<SubmitResult> {
+    if (this.deps.consensus.currentRole !== 'leader') return { ok: false, code: 'NOT_LEADER', message: 'this node is not the leader' }
+    return await new Promise(resolve => this.queue.push({ cmd, resolve, internal: false }))
+  }
+
+  /** Queue a cloud result (launch done, node terminated, volume moved). */
+  report (cmd: Command): void {
+    this.queue.push({ cmd, resolve: () => {}, internal: true })
+  }
+
+  noteLaunchFailure (now: number): void {
+    this.mem.lastLaunchFailure = now
+  }
+
+  tick (now: number): void {
+    const c = this.deps.consensus
+    if (c.currentRole !== 'leader') {
+      if (this.wasLeader) this.abandon('leadership lost')
+      this.wasLeader = false
+      return
+    }
+    if (!this.wasLeader) { this.mem = newLeaderMemory(); this.wasLeader = true }
+    if (this.inflight) {
+      if (compareDocId(c.commit, this.inflight.id) >= 0) {
+        for (const w of this.inflight.waiters) w.resolve({ ok: true, message: w.message, version: this.inflight.id.version })
+        this.inflight = null
+      } else {
+        if (now - this.inflightSince > (this.deps.commitTimeoutMs ?? 10_000)) {
+          for (const w of this.inflight.waiters) w.resolve({ ok: false, code: 'TIMEOUT', message: 'the change was not committed in time (no majority of voters?); it may still apply' })
+          this.inflight.waiters = []
+        }
+        return
+      }
+    }
+    // Act only with a lease and on a committed document of our own term.
+    if (!c.canAct(now)) return
+    let doc: ClusterDoc = c.acceptedDoc!
+    const obs = this.deps.observe(now)
+    const waiters: InFlight['waiters'] = []
+    const queue = this.queue
+    this.queue = []
+    for (const p of queue) {
+      const r = applyCommand(doc, p.cmd, obs)
+      if (r.ok) {
+        doc = r.doc
+        if (!p.internal) waiters.push({ resolve: p.resolve, message: r.message })
+        this.deps.logger.info({ command: p.cmd.type, message: r.message }, 'command applied')
+      } else {
+        if (p.internal) this.deps.logger.warn({ command: p.cmd, error: r.message }, 'cloud result not applied')
+        p.resolve({ ok: false, code: r.code, message: r.message })
+      }
+    }
+    const s = schedule({ doc, obs, mem: this.mem, now, term: c.currentTerm, self: this.deps.self })
+    if (s.next) doc = s.next
+    // A note repeated tick after tick ("waiting for db") is logged once.
+    for (const note of s.notes) if (!this.lastNotes.has(note)) this.deps.logger.info({ term: c.currentTerm }, note)
+    this.lastNotes = new Set(s.notes)
+    if (waiters.length === 0 && (doc === c.acceptedDoc || JSON.stringify(doc) === JSON.stringify(c.acceptedDoc))) return
+    const { term: _t, version: _v, ...content } = doc
+    const id = c.propose(content, now)
+    if (!id) { for (const w of waiters) w.resolve({ ok: false, code: 'NOT_LEADER', message: 'lost leadership' }); return }
+    this.inflight = { id, waiters }
+    this.inflightSince = now
+    this.deps.flush()
+  }
+
+  private abandon (why: string): void {
+    for (const p of this.queue) p.resolve({ ok: false, code: 'NOT_LEADER', message: why })
+    this.queue = []
+    if (this.inflight) for (const w of this.inflight.waiters) w.resolve({ ok: false, code: 'NOT_LEADER', message: `${why}; the change may or may not apply` })
+    this.inflight = null
+  }
+}

@@ -1,0 +1,73 @@
+// The libp2p node: TCP (dialing from the node's own address), a pre-shared-key private network,
+// Noise, yamux, identify, ping and gossipsub, tuned for a LAN cluster.
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { noise } from '@libp2p/noise'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import type { PrivateKey } from '@libp2p/interface'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { MAX_CONTROL_BYTES } from './codec.js'
+
+export interface MeshTuning {
+  /** The connection monitor pings every peer this often; a hung peer is noticed in about 2×. @default 1000 */
+  pingIntervalMs: number
+  /** A ping slower than this aborts the connection (the peer becomes suspect, not dead). @default 1000 */
+  pingTimeoutMs: number
+  /** Dials give up after this long. @default 2000 */
+  dialTimeoutMs: number
+  /** Gossipsub's own heartbeat (mesh upkeep). @default 700 */
+  gossipHeartbeatMs: number
+}
+
+export const DEFAULT_MESH_TUNING: MeshTuning = {
+  pingIntervalMs: 1_000,
+  pingTimeoutMs: 1_000,
+  dialTimeoutMs: 2_000,
+  gossipHeartbeatMs: 700
+}
+
+export type WakameLibp2p = Libp2p<{ pubsub: GossipSub, identify: unknown, ping: unknown }>
+
+export interface Libp2pOptions {
+  ip: string
+  port: number
+  psk: Uint8Array
+  privateKey: PrivateKey
+  topics: string[]
+  tuning?: Partial<MeshTuning>
+}
+
+export async function createMeshNode (opts: Libp2pOptions): Promise<WakameLibp2p> {
+  const t = { ...DEFAULT_MESH_TUNING, ...opts.tuning }
+  const family = opts.ip.includes(':') ? 'ip6' : 'ip4'
+  return await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: [`/${family}/${opts.ip}/tcp/${opts.port}`] },
+    // Dial from our own address so traffic between VMs comes from each VM's IP (one link can be cut).
+    transports: [tcp({ dialOpts: { localAddress: opts.ip } as Record<string, unknown> })],
+    connectionProtector: preSharedKey({ psk: opts.psk }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { dialTimeout: t.dialTimeoutMs },
+    connectionMonitor: {
+      pingInterval: t.pingIntervalMs,
+      pingTimeout: { minTimeout: t.pingTimeoutMs, maxTimeout: t.pingTimeoutMs }
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        floodPublish: true,
+        heartbeatInterval: t.gossipHeartbeatMs,
+        globalSignaturePolicy: 'StrictSign',
+        allowedTopics: opts.topics,
+        maxInboundDataLength: MAX_CONTROL_BYTES
+      })
+    }
+  }) as unknown as WakameLibp2p
+}

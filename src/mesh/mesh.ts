@@ -1,0 +1,175 @@
+// The mesh adapter: two gossip topics (heartbeats, control), validation before delivery and
+// forwarding, and connection upkeep with failure signals (disconnect → suspect, refused → dead).
+import { EventEmitter } from 'node:events'
+import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { ConsensusMsg } from '../core/consensus/messages.js'
+import type { Heartbeat } from '../core/types.js'
+import type { Logger } from '../util/log.js'
+import { decodeControl, decodeHeartbeat, encode } from './codec.js'
+import { createMeshNode, type MeshTuning, type WakameLibp2p } from './libp2p.js'
+
+export interface MeshOptions {
+  cluster: string
+  ip: string
+  port: number
+  psk: Uint8Array
+  privateKey: PrivateKey
+  logger: Logger
+  tuning?: Partial<MeshTuning>
+}
+
+export type ProbeResult = 'connected' | 'refused' | 'unreachable'
+
+export interface MeshEvents {
+  heartbeat: [Heartbeat]
+  control: [ConsensusMsg]
+  disconnect: [string]
+  connect: [string]
+}
+
+export class Mesh extends EventEmitter<MeshEvents> {
+  readonly topics: { heartbeat: string, control: string }
+  private node!: WakameLibp2p
+  private readonly dialing = new Map<string, Promise<ProbeResult>>()
+  /** Node id each peer claims in its heartbeats; messages naming another node are rejected. */
+  private readonly peerNode = new Map<string, string>()
+  private readonly decoded = new WeakMap<Uint8Array, Heartbeat | ConsensusMsg>()
+
+  constructor (private readonly opts: MeshOptions) {
+    super()
+    this.topics = { heartbeat: `/wakame/${opts.cluster}/heartbeat/1`, control: `/wakame/${opts.cluster}/control/1` }
+  }
+
+  get peerId (): string { return this.node.peerId.toString() }
+
+  /** The address other nodes dial, with our peer id. */
+  get address (): string {
+    const family = this.opts.ip.includes(':') ? 'ip6' : 'ip4'
+    return `/${family}/${this.opts.ip}/tcp/${this.opts.port}/p2p/${this.peerId}`
+  }
+
+  async start (): Promise<void> {
+    this.node = await createMeshNode({ ip: this.opts.ip, port: this.opts.port, psk: this.opts.psk, privateKey: this.opts.privateKey, topics: Object.values(this.topics), tuning: this.opts.tuning })
+    const pubsub = this.node.services.pubsub
+    pubsub.topicValidators.set(this.topics.heartbeat, (peer, msg) => this.validate(peer, msg, 'heartbeat'))
+    pubsub.topicValidators.set(this.topics.control, (peer, msg) => this.validate(peer, msg, 'control'))
+    pubsub.addEventListener('message', (evt) => {
+      const body = this.decoded.get(evt.detail.data)
+      if (!body) return
+      if (evt.detail.topic === this.topics.heartbeat) this.emit('heartbeat', body as Heartbeat)
+      else if (evt.detail.topic === this.topics.control) this.emit('control', body as ConsensusMsg)
+    })
+    this.node.addEventListener('peer:disconnect', (evt) => this.emit('disconnect', evt.detail.toString()))
+    this.node.addEventListener('peer:connect', (evt) => this.emit('connect', evt.detail.toString()))
+    await this.node.start()
+    pubsub.subscribe(this.topics.heartbeat)
+    pubsub.subscribe(this.topics.control)
+  }
+
+  async stop (): Promise<void> {
+    await this.node?.stop()
+  }
+
+  // Runs before delivery and before forwarding: a bad message goes no further than this node.
+  private validate (peer: PeerId, msg: Message, kind: 'heartbeat' | 'control'): TopicValidatorResult {
+    if (msg.type !== 'signed') return TopicValidatorResult.Reject
+    const from = msg.from.toString()
+    const r = kind === 'heartbeat' ? decodeHeartbeat(msg.data, this.opts.cluster) : decodeControl(msg.data, this.opts.cluster)
+    if (!r.ok) {
+      this.opts.logger.warn({ peer: peer.toString(), from, topic: kind, reason: r.reason }, 'dropped a gossip message')
+      return TopicValidatorResult.Reject
+    }
+    if (kind === 'heartbeat') {
+      const hb = r.value as Heartbeat
+      // The signer must be the peer the heartbeat claims, and one peer speaks for one node.
+      if (hb.peer !== from) return this.reject(peer, from, kind, `heartbeat claims peer ${hb.peer}`)
+      const known = this.peerNode.get(from)
+      if (known !== undefined && known !== hb.node) return this.reject(peer, from, kind, `peer spoke for ${known}, now claims ${hb.node}`)
+      this.peerNode.set(from, hb.node)
+    } else {
+      const m = r.value as ConsensusMsg
+      const known = this.peerNode.get(from)
+      if (known !== undefined && known !== m.from) return this.reject(peer, from, kind, `peer of ${known} sent a message from ${m.from}`)
+    }
+    this.decoded.set(msg.data, r.value)
+    return TopicValidatorResult.Accept
+  }
+
+  private reject (peer: PeerId, from: string, topic: string, reason: string): TopicValidatorResult {
+    this.opts.logger.warn({ peer: peer.toString(), from, topic, reason }, 'dropped a gossip message')
+    return TopicValidatorResult.Reject
+  }
+
+  /** Publish; returns how many peers it was sent to (publish itself never says whether anyone got it). */
+  async publishHeartbeat (hb: Heartbeat): Promise<number> {
+    return await this.publish(this.topics.heartbeat, encode(this.opts.cluster, hb))
+  }
+
+  async publishControl (msg: ConsensusMsg): Promise<number> {
+    return await this.publish(this.topics.control, encode(this.opts.cluster, msg))
+  }
+
+  private async publish (topic: string, data: Uint8Array): Promise<number> {
+    try {
+      const r = await this.node.services.pubsub.publish(topic, data)
+      return r.recipients.length
+    } catch (err) {
+      this.opts.logger.debug({ err, topic }, 'publish failed')
+      return 0
+    }
+  }
+
+  isConnected (peer: string): boolean {
+    return this.node.getConnections().some(c => c.remotePeer.toString() === peer && c.status === 'open')
+  }
+
+  connectedPeers (): string[] {
+    return [...new Set(this.node.getConnections().filter(c => c.status === 'open').map(c => c.remotePeer.toString()))]
+  }
+
+  /**
+   * Dial an address (a multiaddr, or host:port). `refused` means the host answered with a reset:
+   * nothing listens there, so the daemon is gone — a far stronger signal than a timeout.
+   */
+  async dial (addr: string): Promise<ProbeResult> {
+    const existing = this.dialing.get(addr)
+    if (existing) return await existing
+    const p = this.doDial(addr).finally(() => this.dialing.delete(addr))
+    this.dialing.set(addr, p)
+    return await p
+  }
+
+  private async doDial (addr: string): Promise<ProbeResult> {
+    const ma = multiaddr(toMultiaddr(addr))
+    try {
+      await this.node.dial(ma, { signal: AbortSignal.timeout(this.opts.tuning?.dialTimeoutMs ?? 2_000) })
+      return 'connected'
+    } catch (err) {
+      if (hasCode(err, 'ECONNREFUSED')) return 'refused'
+      const msg = String((err as Error)?.message ?? err)
+      if ((err as Error)?.name === 'EncryptionFailedError' || /psk|nonce|decrypt/i.test(msg)) {
+        this.opts.logger.warn({ addr, err: msg }, 'handshake failed: pre-shared key mismatch? (both nodes must use the same psk_file)')
+      }
+      return 'unreachable'
+    }
+  }
+}
+
+/** `host:port` → multiaddr; multiaddrs pass through. */
+export function toMultiaddr (addr: string): string {
+  if (addr.startsWith('/')) return addr
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr)
+  if (!m) throw new Error(`bad peer address "${addr}": use host:port or a multiaddr`)
+  return `/${m[1]!.includes(':') ? 'ip6' : 'ip4'}/${m[1]}/tcp/${m[2]}`
+}
+
+function hasCode (err: unknown, code: string, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 5) return false
+  const e = err as { code?: unknown, cause?: unknown, errors?: unknown[] }
+  if (e.code === code) return true
+  if (typeof (err as Error).message === 'string' && (err as Error).message.includes(code)) return true
+  if (Array.isArray(e.errors) && e.errors.some(x => hasCode(x, code, depth + 1))) return true
+  return hasCode(e.cause, code, depth + 1)
+}

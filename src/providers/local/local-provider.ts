@@ -1,0 +1,302 @@
+// The local provider: the embedded default "cloud". A VM is a wakame daemon started detached (its
+// own session and process group) on its own loopback address; the services it runs stay in its
+// group, so killing the group takes down the VM and everything on it, as on a real machine.
+// The registry is on disk (see registry.ts), so any process with the cluster directory can act.
+import { spawn } from 'node:child_process'
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { stringify } from 'yaml'
+import { writeFileAtomicSync } from '../../store/atomic.js'
+import { createLogger, type Logger } from '../../util/log.js'
+import type { LaunchRequest, Provider, VmInfo } from '../provider.js'
+import { pickAddress, waitPortsFree } from './addresses.js'
+import { LocalProviderError } from './errors.js'
+import { findProcessesByArg, groupAlive, killGroup, procStat, processStartTime, sameProcessAlive, waitUntil } from './proc.js'
+import { Registry, type LaunchClaim, type VmRecord } from './registry.js'
+import * as volumes from './volumes.js'
+
+export { startOwnerWatchdog } from './proc.js'
+export { LocalProviderError } from './errors.js'
+
+export interface LocalVmSpec {
+  id: string
+  ip: string
+  vmDir: string
+  dataDir: string
+  /** Launch decision id. */
+  launch: string
+  bootstrap: string[]
+  bootstrapExpect: number
+}
+
+export interface LocalProviderOptions {
+  /** Directory of the registry (vms/, tokens/, volumes/); created if missing. */
+  clusterDir: string
+  /** First three octets of VM addresses. @default "127.0.0" */
+  net?: string
+  /** Lowest host number handed out (127.0.0.1 stays for the host itself). @default 2 */
+  firstHost?: number
+  /** Mesh port every VM listens on (at its own address); must be free there for the address to be used. */
+  meshPort: number
+  /** API port every VM listens on, checked like meshPort. */
+  apiPort: number
+  /** argv that starts a daemon; the provider appends ['--config', '<vmDir>/agent.yaml']. Runs in this process's cwd. */
+  agentArgv: string[]
+  /** Builds the daemon config for a new VM (written as YAML to <vmDir>/agent.yaml). */
+  agentConfig: (vm: LocalVmSpec) => Record<string, unknown>
+  /** Pid of the process that owns this local cluster; passed to VMs as WAKAME_LOCAL_OWNER_PID. */
+  ownerPid?: number
+  /** Extra environment for VM processes. */
+  env?: Record<string, string>
+  logger?: Logger
+}
+
+export const DEFAULT_NET = '127.0.0'
+export const DEFAULT_FIRST_HOST = 2
+/** How long a VM gets to stop after SIGTERM before its group is SIGKILLed. */
+export const TERMINATE_GRACE_MS = 3_000
+/** How long a launch waits for another live process that is launching the same token. */
+export const LAUNCH_WAIT_MS = 15_000
+
+// One queue per cluster directory for the whole process (not per instance), so two providers on
+// the same directory cannot pick the same address or attach the same volume at once.
+const queues = new Map<string, Promise<unknown>>()
+function serialized<T> (key: string, fn: () => Promise<T> | T): Promise<T> {
+  const run = (queues.get(key) ?? Promise.resolve()).then(fn, fn)
+  queues.set(key, run.catch(() => {}))
+  return run
+}
+
+/** A VM counts as running while vm.json says so and its process group still has a live member. */
+function isLive (vm: VmRecord | undefined): boolean {
+  return vm !== undefined && vm.state === 'running' && groupAlive(vm.pgid, vm.startTime)
+}
+
+export class LocalProvider implements Provider {
+  readonly kind = 'local' as const
+  private readonly reg: Registry
+  private readonly net: string
+  private readonly firstHost: number
+  private readonly log: Logger
+
+  constructor (private readonly opts: LocalProviderOptions) {
+    this.reg = new Registry(resolve(opts.clusterDir))
+    this.reg.init()
+    this.net = opts.net ?? DEFAULT_NET
+    this.firstHost = opts.firstHost ?? DEFAULT_FIRST_HOST
+    this.log = (opts.logger ?? createLogger('local-provider')).child({ component: 'local-provider' })
+  }
+
+  async launch (req: LaunchRequest): Promise<VmInfo> {
+    return await serialized(this.reg.clusterDir, async () => await this.launchNow(req))
+  }
+
+  async terminate (vmId: string): Promise<void> {
+    const vm = this.reg.readVm(vmId)
+    if (vm === undefined) {
+      // Unknown, or a launch that never recorded its VM: kill whatever daemon it may have started.
+      if (this.reg.vmIds().includes(vmId)) await killStrays([this.reg.agentConfigPath(vmId)])
+      return
+    }
+    if (vm.state === 'running') {
+      if (!await killVm(vm)) {
+        throw new LocalProviderError('LOCAL_KILL_FAILED', `${vmId} (process group ${vm.pgid}) survived SIGKILL: look for processes stuck in D state, then retry`)
+      }
+      this.reg.writeVm({ ...vm, state: 'terminated', terminatedAt: new Date().toISOString() })
+      this.log.info({ vm: vmId, ip: vm.ip }, 'vm terminated')
+    }
+    // Also on an already terminated VM: a terminate that crashed after marking it may not have detached.
+    const detached = await serialized(this.reg.clusterDir, () => volumes.detachAll(this.reg, vmId))
+    if (detached.length > 0) this.log.info({ vm: vmId, volumes: detached }, 'volumes detached')
+  }
+
+  async list (): Promise<VmInfo[]> {
+    const out: VmInfo[] = []
+    for (const id of this.reg.vmIds()) {
+      const vm = this.reg.readVm(id)
+      if (vm !== undefined) {
+        out.push({ id, ip: vm.ip, state: isLive(vm) ? 'running' : 'terminated', launch: vm.launch })
+        continue
+      }
+      const claim = this.reg.readClaim(id)
+      if (claim !== undefined && this.reg.readToken(claim.token) === id) out.push({ id, ip: claim.ip, state: 'pending', launch: claim.decisionId })
+    }
+    return out
+  }
+
+  async attachVolume (name: string, service: string, vmId: string): Promise<void> {
+    await serialized(this.reg.clusterDir, () => volumes.attachVolume(this.reg, name, service, vmId, id => isLive(this.reg.readVm(id))))
+    this.log.info({ volume: name, vm: vmId, service }, 'volume attached')
+  }
+
+  async detachVolume (name: string, vmId: string): Promise<void> {
+    await serialized(this.reg.clusterDir, () => volumes.detachVolume(this.reg, name, vmId))
+  }
+
+  mountPoint (name: string, vmId: string): string | undefined {
+    return volumes.mountPoint(this.reg, name, vmId)
+  }
+
+  private async launchNow (req: LaunchRequest): Promise<VmInfo> {
+    const existing = this.reg.readToken(req.token)
+    if (existing !== undefined) return await this.resume(existing)
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const ip = await pickAddress(this.net, this.firstHost, [this.opts.meshPort, this.opts.apiPort], this.usedAddresses())
+      if (ip === undefined) throw new LocalProviderError('LOCAL_NO_FREE_ADDRESS', `no free address in ${this.net}.${this.firstHost}-254 with ports ${this.opts.meshPort} and ${this.opts.apiPort} free: terminate VMs or use another net`)
+      // From here to the token claim everything is synchronous, so another process either sees our
+      // launch.json when it picks its address or has written its own before we re-check.
+      if (this.usedAddresses().has(ip)) continue
+      const id = this.reg.allocateVmDir()
+      const claim: LaunchClaim = {
+        id, ip, token: req.token, decisionId: req.decisionId, reason: req.reason, bootstrap: req.bootstrap,
+        bootstrapExpect: req.bootstrapExpect ?? 0, launcherPid: process.pid, launcherStartTime: processStartTime(process.pid), claimedAt: new Date().toISOString()
+      }
+      this.reg.writeClaim(claim)
+      if (!this.reg.claimToken(req.token, id)) {
+        // Another process launched this token between our check and our claim: use its VM.
+        this.reg.removeClaim(id)
+        return await this.resume(this.reg.readToken(req.token) ?? id)
+      }
+      return await this.boot(claim)
+    }
+    throw new LocalProviderError('LOCAL_NO_FREE_ADDRESS', `could not reserve an address in ${this.net}: other launchers keep taking them; retry`)
+  }
+
+  /** A token already names `id`: return its VM, waiting for or finishing a launch that is under way. */
+  private async resume (id: string): Promise<VmInfo> {
+    const deadline = Date.now() + LAUNCH_WAIT_MS
+    for (;;) {
+      const vm = this.reg.readVm(id)
+      if (vm !== undefined) return { id, ip: vm.ip, state: isLive(vm) ? 'running' : 'terminated', launch: vm.launch }
+      const claim = this.reg.readClaim(id)
+      if (claim === undefined) throw new LocalProviderError('LOCAL_REGISTRY_CORRUPT', `a token names ${id}, which has neither vm.json nor launch.json: remove its file under ${this.reg.tokensDir} to launch anew`)
+      // Our own queue is serialized, so a claim of this process is a launch that failed part-way.
+      const launcherBusy = claim.launcherPid !== process.pid && sameProcessAlive(claim.launcherPid, claim.launcherStartTime)
+      if (!launcherBusy && this.takeOver(claim)) {
+        this.log.warn({ vm: id, deadLauncher: claim.launcherPid }, 'finishing a launch whose launcher died')
+        return await this.boot({ ...claim, launcherPid: process.pid, launcherStartTime: processStartTime(process.pid) })
+      }
+      if (Date.now() >= deadline) throw new LocalProviderError('LOCAL_LAUNCH_IN_PROGRESS', `${id} is being launched by process ${claim.launcherPid}, which has not finished in ${LAUNCH_WAIT_MS} ms: retry later`)
+      await waitUntil(() => existsSync(join(this.reg.vmDir(id), 'vm.json')), 200)
+    }
+  }
+
+  /** Exactly one process gets to finish a dead launcher's launch: the one that creates this marker. */
+  private takeOver (claim: LaunchClaim): boolean {
+    const marker = join(this.reg.vmDir(claim.id), `.takeover-${claim.launcherPid}-${claim.claimedAt.replace(/[^0-9]/g, '')}`)
+    try {
+      closeSync(openSync(marker, 'wx'))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw err
+    }
+    this.reg.writeClaim({ ...claim, launcherPid: process.pid, launcherStartTime: processStartTime(process.pid), claimedAt: new Date().toISOString() })
+    return true
+  }
+
+  /** Writes the config, starts (or adopts) the daemon and records the VM. On failure, undoes the claim. */
+  private async boot (claim: LaunchClaim): Promise<VmInfo> {
+    const vmDir = this.reg.vmDir(claim.id)
+    const configPath = this.reg.agentConfigPath(claim.id)
+    let pid: number | undefined
+    try {
+      const dataDir = join(vmDir, 'data')
+      mkdirSync(dataDir, { recursive: true })
+      // A config already there means an earlier launcher died part-way: it may have started the daemon.
+      const recovering = existsSync(configPath)
+      if (!recovering) {
+        const config = this.opts.agentConfig({ id: claim.id, ip: claim.ip, vmDir, dataDir, launch: claim.decisionId, bootstrap: claim.bootstrap, bootstrapExpect: claim.bootstrapExpect })
+        writeFileAtomicSync(configPath, stringify(config))
+      }
+      // Adopt the daemon of a launcher that died after spawning it but before writing vm.json.
+      const orphan = recovering ? findProcessesByArg([configPath]).find(p => procStat(p)?.pgrp === p) : undefined
+      pid = orphan ?? await this.spawnDaemon(vmDir, configPath)
+      const vm: VmRecord = {
+        id: claim.id, ip: claim.ip, pid, pgid: pid, startTime: processStartTime(pid), token: claim.token,
+        launch: claim.decisionId, ports: [this.opts.meshPort, this.opts.apiPort], state: 'running', launchedAt: new Date().toISOString()
+      }
+      this.reg.writeVm(vm)
+      this.log.info({ vm: vm.id, ip: vm.ip, pid, launch: vm.launch, reason: claim.reason }, 'vm launched')
+      return { id: vm.id, ip: vm.ip, state: 'running', launch: vm.launch }
+    } catch (err) {
+      if (pid !== undefined) await killGroup(pid, undefined, 0)
+      this.reg.removeClaim(claim.id)
+      this.reg.releaseToken(claim.token, claim.id)
+      throw err
+    }
+  }
+
+  private async spawnDaemon (vmDir: string, configPath: string): Promise<number> {
+    const [cmd, ...args] = this.opts.agentArgv
+    if (cmd === undefined) throw new LocalProviderError('LOCAL_SPAWN_FAILED', 'agentArgv is empty: give the command that starts a daemon')
+    const env: Record<string, string | undefined> = { ...process.env, ...this.opts.env }
+    if (this.opts.ownerPid !== undefined) env.WAKAME_LOCAL_OWNER_PID = String(this.opts.ownerPid)
+    const logFd = openSync(join(vmDir, 'agent.log'), 'a')
+    try {
+      // detached: setsid() in the child, so the daemon leads a new process group that its services join.
+      const child = spawn(cmd, [...args, '--config', configPath], { detached: true, stdio: ['ignore', logFd, logFd], env })
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve)
+        child.once('error', err => reject(new LocalProviderError('LOCAL_SPAWN_FAILED', `cannot start ${cmd}: ${err.message}; check agentArgv`)))
+      })
+      // The VM must not keep this process (the launcher) alive.
+      child.unref()
+      if (child.pid === undefined) throw new LocalProviderError('LOCAL_SPAWN_FAILED', `${cmd} started without a pid`)
+      return child.pid
+    } finally {
+      closeSync(logFd)
+    }
+  }
+
+  /** Addresses of live VMs and of launches under way (launcher alive, or token already claimed). */
+  private usedAddresses (): Set<string> {
+    const used = new Set<string>()
+    for (const id of this.reg.vmIds()) {
+      const vm = this.reg.readVm(id)
+      if (vm !== undefined) {
+        if (isLive(vm)) used.add(vm.ip)
+        continue
+      }
+      const claim = this.reg.readClaim(id)
+      if (claim === undefined) continue
+      if (sameProcessAlive(claim.launcherPid, claim.launcherStartTime) || this.reg.readToken(claim.token) === id) used.add(claim.ip)
+    }
+    return used
+  }
+}
+
+/**
+ * Kills every VM of a cluster directory, including daemons whose launch was never recorded, and
+ * marks them terminated with their volumes detached. Used on the demo's Ctrl-C and in test cleanup.
+ * Returns how many VMs were killed.
+ */
+export async function terminateAll (clusterDir: string): Promise<number> {
+  const reg = new Registry(resolve(clusterDir))
+  let killed = 0
+  await Promise.all(reg.vmIds().map(async id => {
+    const vm = reg.readVm(id)
+    if (vm === undefined || vm.state === 'terminated') return
+    if (groupAlive(vm.pgid, vm.startTime)) {
+      await killVm(vm)
+      killed++
+    }
+    reg.writeVm({ ...vm, state: 'terminated', terminatedAt: new Date().toISOString() })
+    volumes.detachAll(reg, id)
+  }))
+  killed += await killStrays(reg.vmIds().map(id => reg.agentConfigPath(id)))
+  return killed
+}
+
+/** Kills a VM's process group and waits for its ports to be free again (see waitPortsFree). */
+async function killVm (vm: VmRecord): Promise<boolean> {
+  if (!await killGroup(vm.pgid, vm.startTime, TERMINATE_GRACE_MS)) return false
+  if (vm.ports !== undefined) await waitPortsFree(vm.ip, vm.ports)
+  return true
+}
+
+/** Kills the process groups of daemons started with one of these config paths. Returns how many. */
+async function killStrays (configPaths: string[]): Promise<number> {
+  const leaders = findProcessesByArg(configPaths).filter(pid => procStat(pid)?.pgrp === pid)
+  await Promise.all(leaders.map(async pid => await killGroup(pid, processStartTime(pid), TERMINATE_GRACE_MS)))
+  return leaders.length
+}

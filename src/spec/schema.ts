@@ -1,0 +1,94 @@
+// The cluster spec: what services exist, how to run and check them, and how many of each.
+// Validated with zod (strict objects: unknown fields are errors with a suggestion).
+import { z } from 'zod'
+
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/
+const serviceName = z.string().regex(SERVICE_NAME, 'a service name is 1-31 lower-case letters, digits or "-", starting with a letter')
+const signal = z.enum(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT', 'SIGKILL'])
+const argv = z.array(z.string().min(1)).min(1, 'give the program and its arguments as a list')
+const ms = (def: number) => z.number().int().min(1).max(3_600_000).default(def)
+
+export const HealthSchema = z.strictObject({
+  /** HTTP GET on the instance's port; healthy on a 2xx answer. */
+  http: z.strictObject({ path: z.string().startsWith('/').default('/') }).optional(),
+  /** TCP connect to the instance's port. */
+  tcp: z.strictObject({}).optional(),
+  /** A command that exits 0 when healthy (run without a shell). */
+  command: argv.optional(),
+  /** How often to check, in ms. */
+  interval_ms: ms(1000),
+  /** One check fails after this long. */
+  timeout_ms: ms(1000),
+  /** An instance not healthy this long after start is FAIL. */
+  start_timeout_ms: ms(20_000),
+  /** Consecutive failed checks that turn an ONLINE instance FAIL. */
+  failures: z.number().int().min(1).max(100).default(3)
+}).refine(h => [h.http, h.tcp, h.command].filter(Boolean).length <= 1, 'give at most one of http, tcp, command')
+
+export const RouteSchema = z.strictObject({
+  /** Path prefix, e.g. `/api`; the longest matching prefix wins. */
+  path: z.string().regex(/^\/[A-Za-z0-9._~\-/]*$/, 'a route path starts with "/" and holds only URL-safe characters'),
+  service: serviceName
+})
+
+export const BalancerSchema = z.strictObject({
+  kind: z.enum(['builtin']).default('builtin'),
+  routes: z.array(RouteSchema).min(1)
+})
+
+export const ServiceSchema = z.strictObject({
+  /** Program and arguments, run without a shell. `node` means the Node.js running wakame. */
+  command: argv.optional(),
+  /** Working directory, relative to the spec file's directory. */
+  workdir: z.string().optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).default({}),
+  /** TCP port the service listens on, on its node's address. */
+  port: z.number().int().min(1).max(65535).optional(),
+  depends_on: z.array(serviceName).default([]),
+  min: z.number().int().min(0).max(1000).default(1),
+  max: z.number().int().min(0).max(1000).optional(),
+  /** Instances of this service one node may run (each further one gets port + n). */
+  max_per_node: z.number().int().min(1).max(64).default(1),
+  health: HealthSchema.optional(),
+  stop: z.strictObject({
+    signal: signal.default('SIGTERM'),
+    timeout_ms: ms(10_000)
+  }).default({ signal: 'SIGTERM', timeout_ms: 10_000 }),
+  /** What a running instance does when the instances of its dependencies change. */
+  on_change: z.enum(['reload', 'restart', 'none']).default('none'),
+  reload: z.strictObject({ signal: signal.default('SIGHUP') }).default({ signal: 'SIGHUP' }),
+  /** How long the leader waits for dependents to stop using an instance before stopping it. */
+  drain_timeout_ms: ms(5_000),
+  /** A persistent volume that follows the (single) instance when it moves. */
+  volume: z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/), size_gb: z.number().int().min(1).max(16_384).default(8) }).optional(),
+  /** Makes this service a load balancer over the services it routes to. */
+  balancer: BalancerSchema.optional()
+})
+
+export const ClusterSettingsSchema = z.strictObject({
+  /** Nodes the leader keeps running while the cluster is up (1 or 2 cannot survive a failure). */
+  min_nodes: z.number().int().min(1).max(1000).default(3),
+  /** The leader never launches beyond this many nodes. */
+  max_nodes: z.number().int().min(1).max(1000).default(10),
+  /** Service instances one node may run. */
+  max_instances_per_node: z.number().int().min(1).max(256).default(4)
+})
+
+export const SpecSchema = z.strictObject({
+  cluster: ClusterSettingsSchema.default({ min_nodes: 3, max_nodes: 10, max_instances_per_node: 4 }),
+  services: z.record(serviceName, ServiceSchema)
+})
+
+export type SpecInput = z.input<typeof SpecSchema>
+export type ParsedSpec = z.output<typeof SpecSchema>
+export type ServiceSpec = z.output<typeof ServiceSchema> & { max: number }
+export type HealthSpec = z.output<typeof HealthSchema>
+export type RouteSpec = z.output<typeof RouteSchema>
+
+/** A validated spec, as carried in the cluster state. `dir` resolves relative paths in commands. */
+export interface Spec {
+  cluster: ParsedSpec['cluster']
+  services: Record<string, ServiceSpec>
+  /** Absolute directory of the spec file when it was loaded (the same path on every node of an AMI). */
+  dir: string
+}

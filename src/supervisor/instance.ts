@@ -1,0 +1,323 @@
+// One instance's life on this node: start, health-check, fail and restart with backoff, stop.
+// Every async continuation re-checks the runner's state, because stop/restart/reconcile can
+// arrive at any moment; the TimerGroup's generation invalidates timers and checks of a previous run.
+import { join } from 'node:path'
+import type { InstanceReport, InstanceState } from '../core/types.js'
+import { WakameError } from '../util/errors.js'
+import type { Logger } from '../util/log.js'
+import { Backoff, TimerGroup } from './backoff.js'
+import { checkKind, runCheck } from './health.js'
+import { instanceDir, procStat, removePidFile, writePidFile, type PidFile } from './pidfile.js'
+import { AdoptedHandle, planLaunch, spawnInstance, tailLines, type ExitInfo, type LaunchPlan, type ProcHandle } from './process.js'
+import { DEFAULT_STOP, SETTLE_MS, type BackoffOptions, type InstanceDef } from './types.js'
+
+export interface RunnerContext {
+  dataDir: string
+  bindIp: string
+  nodeId: string
+  log: Logger
+  backoff: Required<BackoffOptions>
+  /** The runner's report changed. */
+  onChange (id: string): void
+  /** The runner is gone (Offline) and must be forgotten. */
+  onGone (id: string): void
+}
+
+/** Poll interval for an adopted process before its spec (and health interval) is known. */
+const ADOPTED_POLL_MS = 1_000
+
+export class InstanceRunner {
+  state: InstanceState
+  error: string | undefined
+  /** 'gone' once it left the desired set: it is Stopping and then dropped. */
+  want: 'run' | 'gone' = 'run'
+  private proc: ProcHandle | null = null
+  private plan: LaunchPlan | null = null
+  private terminating: Promise<void> | null = null
+  private readonly run = new TimerGroup()
+  private backoffTimer: NodeJS.Timeout | undefined
+  private readonly backoff: Backoff
+  private lastCheckError: string | undefined
+  private consecutiveFailures = 0
+  private dropped = false
+  private detached = false
+  private readonly gone: Promise<void>
+  private resolveGone!: () => void
+  private readonly log: Logger
+
+  /** `def` is null for a process adopted from a previous daemon until reconcile names it. */
+  constructor (private readonly ctx: RunnerContext, readonly id: string, private def: InstanceDef | null, private readonly adoptedFrom: PidFile | null = null) {
+    // A new instance is Offline until start(); an adopted one is Starting until its health is known.
+    this.state = adoptedFrom ? 'Starting' : 'Offline'
+    this.backoff = new Backoff(ctx.backoff)
+    this.log = ctx.log.child({ instance: id })
+    this.gone = new Promise(resolve => { this.resolveGone = resolve })
+    if (adoptedFrom) {
+      const proc = new AdoptedHandle(adoptedFrom.pid, adoptedFrom.startTime, ADOPTED_POLL_MS)
+      this.watch(proc)
+      this.log.info({ pid: adoptedFrom.pid, state: this.state }, 'adopted running instance')
+    }
+  }
+
+  report (): InstanceReport {
+    const r: InstanceReport = { state: this.state }
+    const port = this.def?.port ?? this.adoptedFrom?.port
+    if (port !== undefined) r.port = port
+    if (this.error !== undefined) r.error = this.error
+    return r
+  }
+
+  get pid (): number | undefined { return this.proc?.pid }
+
+  start (): void {
+    if (this.proc || this.terminating || !this.def || this.dropped || this.detached) return
+    this.clearBackoff()
+    let plan: LaunchPlan
+    let proc: ProcHandle
+    try {
+      plan = planLaunch(this.def, this.ctx)
+      proc = spawnInstance(plan, instanceDir(this.ctx.dataDir, this.id))
+    } catch (err) {
+      return this.fail(`could not start: ${(err as Error).message}`)
+    }
+    this.plan = plan
+    this.lastCheckError = undefined
+    this.watch(proc)
+    if (proc.pid !== undefined) {
+      const pf: PidFile = { pid: proc.pid, startTime: procStartTime(proc.pid), argv: plan.argv, port: this.def.port, stop: this.def.spec.stop }
+      try {
+        writePidFile(this.ctx.dataDir, this.id, pf)
+      } catch (err) {
+        this.log.warn({ err }, 'could not write pid.json: a daemon restart will not adopt this instance')
+      }
+    }
+    this.log.info({ pid: proc.pid, argv: plan.argv, cwd: plan.cwd }, 'spawned')
+    this.setState('Starting', undefined)
+    this.monitor()
+  }
+
+  /** Apply a (possibly changed) definition from reconcile. */
+  update (def: InstanceDef): void {
+    if (this.dropped) return
+    if (this.want === 'gone') {
+      // Wanted again while stopping: let the stop finish, then settle() starts it afresh.
+      this.want = 'run'
+      this.def = def
+      return this.settle()
+    }
+    if (!this.def) return this.attach(def)
+    let plan: LaunchPlan
+    try {
+      plan = planLaunch(def, this.ctx)
+    } catch {
+      this.def = def
+      return
+    }
+    if (this.plan && this.proc && plan.fingerprint !== this.plan.fingerprint) {
+      this.log.info('definition changed (argv, cwd, port or env): restarting')
+      void this.restart(def)
+      return
+    }
+    // Other changes: stop and reload settings apply at once; health settings at the next (re)start.
+    this.def = def
+  }
+
+  /** Gracefully stop, then start again at once (no backoff). Resolves when it is Starting. */
+  async restart (def?: InstanceDef): Promise<void> {
+    if (def) this.def = def
+    if (!this.def) throw new WakameError('INSTANCE_UNKNOWN', `instance ${this.id} has no definition yet: call reconcile first`)
+    if (this.want === 'gone' || this.dropped) throw new WakameError('INSTANCE_STOPPING', `instance ${this.id} is being stopped: it is no longer assigned to this node`)
+    this.clearBackoff()
+    this.stopMonitoring()
+    if (this.proc || this.terminating) {
+      this.setState('Stopping', undefined)
+      await this.terminate()
+    }
+    // Not settle(): a FAIL instance in backoff must start now, not after another backoff.
+    // (The cast undoes TS's narrowing: stop() may have run during the await.)
+    if ((this.want as InstanceRunner['want']) === 'gone') return this.settle()
+    this.start()
+  }
+
+  reload (): void {
+    const signal = this.def?.spec.reload.signal ?? 'SIGHUP'
+    if (!this.proc || this.terminating || !this.proc.kill(signal)) {
+      throw new WakameError('INSTANCE_NOT_RUNNING', `instance ${this.id} is not running (${this.state}): nothing to reload`)
+    }
+    this.log.info({ signal }, 'reload signal sent')
+  }
+
+  /** Leave the desired set: stop gracefully (or cancel a pending restart). Resolves once dropped. */
+  stop (): Promise<void> {
+    if (this.dropped) return this.gone
+    this.want = 'gone'
+    this.clearBackoff()
+    this.stopMonitoring()
+    if (this.proc || this.terminating) {
+      this.setState('Stopping', this.state === 'FAIL' ? this.error : undefined)
+      void this.terminate().then(() => this.settle())
+    } else {
+      this.settle()
+    }
+    return this.gone
+  }
+
+  /** Forget everything without touching the process (daemon exit; a later adopt picks it up). */
+  detach (): void {
+    this.detached = true
+    this.clearBackoff()
+    this.stopMonitoring()
+    this.proc?.detach()
+  }
+
+  private attach (def: InstanceDef): void {
+    this.def = def
+    const from = this.adoptedFrom
+    if (!this.proc || !from) return this.settle() // it died before reconcile: FAIL → backoff
+    let plan: LaunchPlan
+    try {
+      plan = planLaunch(def, this.ctx)
+    } catch (err) {
+      return this.fail((err as Error).message)
+    }
+    // Only argv and port are compared: env carries dependency addresses that a freshly restarted
+    // daemon may not have settled yet, and restarting a serving balancer for that would drop traffic.
+    if (JSON.stringify(plan.argv) !== JSON.stringify(from.argv) || def.port !== from.port) {
+      this.log.info({ was: from.argv, now: plan.argv }, 'adopted process runs another command or port: restarting')
+      void this.restart(def)
+      return
+    }
+    this.plan = plan
+    this.monitor()
+  }
+
+  private watch (proc: ProcHandle): void {
+    this.proc = proc
+    void proc.exited.then(info => this.onExit(proc, info))
+  }
+
+  private onExit (proc: ProcHandle, info: ExitInfo): void {
+    if (this.detached || this.proc !== proc) return
+    this.proc = null
+    removePidFile(this.ctx.dataDir, this.id)
+    this.stopMonitoring()
+    this.log.info({ pid: proc.pid, code: info.code, signal: info.signal }, 'process exited')
+    if (this.terminating) return // we asked for it; terminate()'s caller decides what comes next
+    const tail = tailLines(join(instanceDir(this.ctx.dataDir, this.id), 'output.log'), 3).join(' | ')
+    const what = info.error ?? `exited with code ${info.code} / signal ${info.signal}`
+    this.fail(tail ? `${what}: ${tail}` : what)
+  }
+
+  /** Signal with the stop signal, SIGKILL after the stop timeout; resolves when the process is gone. */
+  private terminate (): Promise<void> {
+    if (this.terminating) return this.terminating
+    const proc = this.proc
+    if (!proc) return Promise.resolve()
+    const { signal, timeout_ms: timeoutMs } = this.def?.spec.stop ?? this.adoptedFrom?.stop ?? DEFAULT_STOP
+    this.terminating = (async () => {
+      proc.kill(signal)
+      const killer = setTimeout(() => {
+        this.log.warn({ pid: proc.pid, timeoutMs }, `still running ${timeoutMs} ms after ${signal}: SIGKILL`)
+        proc.kill('SIGKILL')
+      }, timeoutMs)
+      await proc.exited
+      clearTimeout(killer)
+      this.terminating = null
+    })()
+    return this.terminating
+  }
+
+  /** Decide what follows once no process runs: drop, wait for a definition, back off, or start. */
+  private settle (): void {
+    if (this.dropped || this.detached || this.proc || this.terminating) return
+    if (this.want === 'gone') {
+      this.dropped = true
+      this.log.info('stopped')
+      this.ctx.onGone(this.id)
+      this.resolveGone()
+      return
+    }
+    if (!this.def) return
+    if (this.state !== 'FAIL') return this.start()
+    if (this.backoffTimer) return
+    const delay = this.backoff.next(Date.now())
+    this.log.info({ delayMs: delay }, 'restarting after backoff')
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined
+      this.start()
+    }, delay)
+  }
+
+  private fail (msg: string): void {
+    this.stopMonitoring()
+    this.setState('FAIL', msg)
+    if (this.proc) void this.terminate().then(() => this.settle())
+    else this.settle()
+  }
+
+  private monitor (): void {
+    this.stopMonitoring()
+    const def = this.def
+    if (!def || !this.proc) return
+    const h = def.spec.health
+    if (this.proc instanceof AdoptedHandle) this.proc.setPollMs(h?.interval_ms ?? ADOPTED_POLL_MS)
+    if (!h || !checkKind(h)) {
+      this.run.after(SETTLE_MS, () => this.online())
+      return
+    }
+    this.run.after(h.start_timeout_ms, () => {
+      if (this.state === 'Starting') this.fail(`not healthy within ${h.start_timeout_ms} ms: ${this.lastCheckError ?? 'no check finished'}`)
+    })
+    const target = { host: this.ctx.bindIp, port: def.port, cwd: this.plan?.cwd ?? def.specDir, env: this.plan?.env ?? {} }
+    const loop = (): void => this.run.after(h.interval_ms, () => {
+      const gen = this.run.gen
+      void runCheck(h, target).then(err => {
+        if (gen !== this.run.gen) return // stopped, failed or restarted meanwhile
+        this.onCheck(err, h.failures)
+        if (gen === this.run.gen) loop()
+      })
+    })
+    loop()
+  }
+
+  private onCheck (err: string | null, failures: number): void {
+    if (err === null) {
+      this.consecutiveFailures = 0
+      if (this.state === 'Starting') this.online()
+      return
+    }
+    this.lastCheckError = err
+    if (this.state !== 'ONLINE') return
+    this.consecutiveFailures++
+    if (this.consecutiveFailures >= failures) this.fail(`${this.consecutiveFailures} health checks failed in a row: ${err}`)
+  }
+
+  private online (): void {
+    if (this.state !== 'Starting') return
+    this.backoff.online(Date.now())
+    this.consecutiveFailures = 0
+    this.setState('ONLINE', undefined)
+  }
+
+  private setState (state: InstanceState, error: string | undefined): void {
+    if (state === this.state && error === this.error) return
+    this.state = state
+    this.error = error
+    this.log.info({ state, error, pid: this.proc?.pid }, `instance ${state}`)
+    this.ctx.onChange(this.id)
+  }
+
+  private stopMonitoring (): void {
+    this.run.clear()
+  }
+
+  private clearBackoff (): void {
+    clearTimeout(this.backoffTimer)
+    this.backoffTimer = undefined
+  }
+}
+
+/** 0 when /proc is unavailable: adoption then falls back to kill(pid, 0) alone. */
+function procStartTime (pid: number): number {
+  return procStat(pid)?.startTime ?? 0
+}

@@ -1,0 +1,162 @@
+// Election and replication, on simulated time (test/helpers/consensus-net.ts). Section numbers
+// refer to the Raft paper (Ongaro & Ousterhout, 2014).
+import { describe, expect, it } from 'vitest'
+import { Consensus } from '../../src/core/consensus/consensus.js'
+import { emptyDoc } from '../../src/core/types.js'
+import { ConsensusNet } from '../helpers/consensus-net.js'
+
+function oneLeaderPerTerm (net: ConsensusNet): void {
+  for (const [term, ids] of net.leadersByTerm) expect(ids.size, `term ${term} leaders ${[...ids]}`).toBe(1)
+}
+
+describe('consensus', () => {
+  it('a single bootstrapped node elects itself and can act once its own document commits', () => {
+    const net = new ConsensusNet(['a'])
+    net.bootstrap(['a'])
+    net.run(300)
+    expect(net.leaders()).toEqual(['a'])
+    expect(net.node('a').currentTerm).toBe(1)
+    expect(net.actors()).toEqual(['a'])
+    expect(net.node('a').committed?.term).toBe(1)
+  })
+
+  it('nodes booted together elect exactly one leader (§5.2)', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const net = new ConsensusNet(['a', 'b', 'c'], seed)
+      net.bootstrap(['a', 'b', 'c'])
+      net.run(3_000)
+      expect(net.leaders()).toHaveLength(1)
+      oneLeaderPerTerm(net)
+      const leader = net.leaders()[0]!
+      for (const id of ['a', 'b', 'c']) expect(net.node(id).currentLeader).toBe(leader)
+      // Followers hold the committed document of the current term: they may act on it.
+      for (const id of ['a', 'b', 'c']) expect(net.node(id).isCurrent).toBe(true)
+    }
+  })
+
+  it('a proposal commits once a majority of voters persisted it, and followers learn it (§5.3)', () => {
+    const net = new ConsensusNet(['a', 'b', 'c'])
+    net.bootstrap(['a', 'b', 'c'])
+    net.run(1_000)
+    const leader = net.leaders()[0]!
+    const base = net.node(leader).acceptedDoc!
+    const { term: _t, version: _v, ...content } = base
+    const id = net.node(leader).propose({ ...content, desired: { www: 2 } }, net.now)
+    expect(id).toBeDefined()
+    net.run(100)
+    expect(net.node(leader).commit).toEqual(id)
+    for (const n of ['a', 'b', 'c']) expect(net.node(n).committed?.desired).toEqual({ www: 2 })
+  })
+
+  it('nothing commits without a majority: a leader cut off from both followers cannot commit', () => {
+    const net = new ConsensusNet(['a', 'b', 'c'])
+    net.bootstrap(['a', 'b', 'c'])
+    net.run(1_000)
+    const leader = net.leaders()[0]!
+    const others = ['a', 'b', 'c'].filter(x => x !== leader)
+    net.partition([leader], others)
+    const before = net.node(leader).commit
+    const { term: _t, version: _v, ...content } = net.node(leader).acceptedDoc!
+    net.node(leader).propose({ ...content, desired: { app: 3 } }, net.now)
+    net.run(500)
+    expect(net.node(leader).commit).toEqual(before)
+  })
+
+  it('a leader that loses its majority stops acting within its lease; the majority elects a new one; never two actors', () => {
+    const net = new ConsensusNet(['a', 'b', 'c'], 7)
+    net.bootstrap(['a', 'b', 'c'])
+    net.run(1_000)
+    const old = net.leaders()[0]!
+    const others = ['a', 'b', 'c'].filter(x => x !== old)
+    const cutAt = net.now
+    net.partition([old], others)
+    let oldStoppedAt = -1
+    net.run(8_000, 10, () => {
+      expect(net.actors().length).toBeLessThanOrEqual(1)
+      if (oldStoppedAt < 0 && !net.node(old).canAct(net.now)) oldStoppedAt = net.now
+    })
+    expect(oldStoppedAt - cutAt).toBeLessThanOrEqual(net.cfg.leaseMs + 600)
+    const now = net.leaders().filter(l => l !== old)
+    expect(now).toHaveLength(1)
+    expect(net.node(now[0]!).currentTerm).toBeGreaterThan(1)
+    oneLeaderPerTerm(net)
+    // After healing, the old leader follows the new one.
+    net.heal()
+    net.run(2_000)
+    expect(net.leaders()).toEqual(now)
+    expect(net.node(old).currentLeader).toBe(now[0])
+  })
+
+  it('pre-vote: a node returning from isolation does not depose a healthy leader (leader stickiness)', () => {
+    const net = new ConsensusNet(['a', 'b', 'c'], 3)
+    net.bootstrap(['a', 'b', 'c'])
+    net.run(1_000)
+    const leader = net.leaders()[0]!
+    const term = net.node(leader).currentTerm
+    const loner = ['a', 'b', 'c'].find(x => x !== leader)!
+    net.partition([loner], ['a', 'b', 'c'].filter(x => x !== loner))
+    net.run(15_000)
+    // Pre-vote never succeeded, so the loner did not bump its term.
+    expect(net.node(loner).currentTerm).toBe(term)
+    net.heal()
+    net.run(2_000)
+    expect(net.leaders()).toEqual([leader])
+    expect(net.node(leader).currentTerm).toBe(term)
+  })
+
+  it('a leader known dead (refused redial) is replaced fast, without waiting for the election timeout', () => {
+    const net = new ConsensusNet(['a', 'b', 'c'], 11)
+    net.bootstrap(['a', 'b', 'c'])
+    net.run(1_000)
+    const old = net.leaders()[0]!
+    net.crash(old)
+    const t0 = net.now
+    for (const id of ['a', 'b', 'c']) if (id !== old) net.node(id).leaderIsDead(old, net.now)
+    let elected = -1
+    net.run(2_000, 5, () => { if (elected < 0 && net.actors().length === 1) elected = net.now })
+    expect(elected).toBeGreaterThan(0)
+    expect(elected - t0).toBeLessThan(net.cfg.electionTimeoutMinMs)
+    oneLeaderPerTerm(net)
+  })
+
+  it('votes are durable: a restarted voter does not vote twice in a term (§5.2)', () => {
+    const c1 = new Consensus('b', null, 0, () => 0.5)
+    c1.bootstrap({ ...emptyDoc('t'), voters: ['a', 'b', 'c'] }, 0)
+    c1.ready()
+    c1.step({ type: 'vote-req', term: 5, from: 'a', preVote: false, last: { term: 0, version: 1 } }, 10_000)
+    const rd = c1.ready()
+    expect(rd.send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: true, to: 'a' }))
+    expect(rd.persist?.votedFor).toBe('a')
+    // Restart from what was persisted; c asks for a vote in the same term.
+    const c2 = new Consensus('b', rd.persist!, 20_000, () => 0.5)
+    c2.step({ type: 'vote-req', term: 5, from: 'c', preVote: false, last: { term: 0, version: 1 } }, 20_000)
+    expect(c2.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: false, to: 'c' }))
+  })
+
+  it('up-to-date check: a voter refuses a candidate whose document is older than its own (§5.4.1)', () => {
+    const c = new Consensus('b', { term: 3, votedFor: null, accepted: { ...emptyDoc('t'), voters: ['a', 'b', 'c'], term: 3, version: 9 } }, 0, () => 0.5)
+    c.step({ type: 'vote-req', term: 4, from: 'a', preVote: false, last: { term: 3, version: 8 } }, 10_000)
+    expect(c.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: false }))
+    c.step({ type: 'vote-req', term: 4, from: 'c', preVote: false, last: { term: 3, version: 9 } }, 10_000)
+    expect(c.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: true, to: 'c' }))
+  })
+
+  it('majorities count the committed voter set, not live members: two of five cannot elect', () => {
+    const net = new ConsensusNet(['a', 'b', 'c', 'd', 'e'], 5)
+    net.bootstrap(['a', 'b', 'c', 'd', 'e'])
+    net.run(1_000)
+    for (const id of ['a', 'b', 'c', 'd', 'e']) net.crash(id)
+    net.restart('a')
+    net.restart('b')
+    net.run(20_000)
+    expect(net.leaders()).toEqual([])
+  })
+
+  it('a node that lost its state (amnesia) does not vote in the first term it learns', () => {
+    const c = new Consensus('b', null, 0, () => 0.5, undefined, true)
+    c.step({ type: 'append', term: 7, from: 'a', doc: { ...emptyDoc('t'), voters: ['a', 'b', 'c'], term: 7, version: 3 }, commit: null }, 0)
+    c.ready()
+    c.step({ type: 'vote-req', term: 7, from: 'c', preVote: false, last: { term: 7, version: 3 } }, 60_000)
+    expect(c.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: false }))
+  })
+})

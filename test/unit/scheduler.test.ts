@@ -1,0 +1,103 @@
+// The scheduler, driven through a small deterministic world (test/helpers/world.ts).
+import { describe, expect, it } from 'vitest'
+import { webSpec, World } from '../helpers/world.js'
+
+function launched (): World {
+  const w = new World()
+  expect(w.command({ type: 'launch', spec: webSpec() })).toContain('launching 4 services')
+  w.run(30)
+  return w
+}
+
+describe('scheduler', () => {
+  it('brings services up by dependency level: db and www, then app, then lb', () => {
+    const w = launched()
+    const first = (svc: string) => w.starts.findIndex(s => s.startsWith(`${svc}-`))
+    expect(first('db')).toBeLessThan(first('app'))
+    expect(first('www')).toBeLessThan(first('lb'))
+    expect(first('app')).toBeLessThan(first('lb'))
+    for (const s of ['db', 'www', 'app', 'lb']) expect(w.online(s)).toHaveLength(1)
+  })
+
+  it('launches VMs up to min_nodes and no more than the work needs', () => {
+    const w = launched()
+    // 4 instances, 2 per node: 3 nodes (min_nodes) suffice; no VM for a node that is merely still joining.
+    expect(w.launched).toBe(2)
+    expect(Object.keys(w.doc.nodes)).toHaveLength(3)
+    expect(w.doc.voters).toHaveLength(3)
+  })
+
+  it('propagate adds one instance on a node without one; at max it changes nothing', () => {
+    const w = launched()
+    expect(w.command({ type: 'propagate', service: 'app' })).toBe('app: 1 -> 2 instances')
+    w.run(10)
+    const apps = w.online('app')
+    expect(apps).toHaveLength(2)
+    expect(new Set(apps.map(a => a.split('@')[1])).size).toBe(2)
+    const before = JSON.stringify(w.doc)
+    expect(w.command({ type: 'propagate', service: 'db' })).toMatch(/^AT_MAX: db is at its max \(1 instance\); nothing changed/)
+    expect(JSON.stringify(w.doc)).toBe(before)
+  })
+
+  it('a dead node: its instances come back elsewhere, it is terminated and leaves the voters', () => {
+    const w = launched()
+    const victim = w.online('app')[0]!.split('@')[1]!
+    expect(victim).not.toBe('vm-1')
+    w.kill(victim)
+    w.nodes.get(victim)!.status = 'dead'
+    w.run(30)
+    expect(w.online('app')).toHaveLength(1)
+    expect(w.online('app')[0]).not.toContain(victim)
+    expect(w.doc.nodes[victim]).toBeUndefined()
+    expect(w.doc.voters).not.toContain(victim)
+    expect(Object.keys(w.doc.nodes).length).toBeGreaterThanOrEqual(3)
+  })
+
+  it('migrating a stateless instance starts the new one first and stops the old one after', () => {
+    const w = launched()
+    const old = Object.values(w.doc.instances).find(i => i.service === 'www')!
+    expect(w.command({ type: 'migrate', instance: old.id })).toContain(`${old.id} -> www-`)
+    let bothOnline = false
+    w.run(30, () => { if (w.online('www').length === 2) bothOnline = true; expect(w.online('www').length).toBeGreaterThanOrEqual(w.doc.instances[old.id] ? 0 : 1) })
+    expect(bothOnline).toBe(true)
+    expect(w.doc.instances[old.id]).toBeUndefined()
+    expect(w.online('www')).toHaveLength(1)
+    expect(w.online('www')[0]).not.toContain(`@${old.node}`)
+  })
+
+  it('migrating a stateful instance stops it before its volume moves: never on two nodes at once', () => {
+    const w = launched()
+    const old = Object.values(w.doc.instances).find(i => i.service === 'db')!
+    w.command({ type: 'migrate', instance: old.id })
+    w.run(40, () => expect(w.runningOf('db').length).toBeLessThanOrEqual(1))
+    const now = Object.values(w.doc.instances).find(i => i.service === 'db')!
+    expect(now.id).not.toBe(old.id)
+    expect(now.node).not.toBe(old.node)
+    expect(w.doc.volumes['db-data']).toMatchObject({ attachedTo: now.node, wantAt: now.node })
+    expect(w.online('db')).toHaveLength(1)
+  })
+
+  it('shutdown stops lb first and db in the last step, then terminates every VM but the one asked', () => {
+    const w = launched()
+    w.command({ type: 'shutdown', askedOn: 'vm-1' })
+    w.run(40)
+    const order = w.stops.map(s => s.split('-')[0])
+    expect(order[0]).toBe('lb')
+    expect(order.at(-1)).toMatch(/db|www/)
+    expect(order.indexOf('app')).toBeLessThan(order.indexOf('db'))
+    expect(Object.keys(w.doc.instances)).toEqual([])
+    expect(Object.keys(w.doc.nodes)).toEqual(['vm-1'])
+    expect(w.doc.voters).toEqual(['vm-1'])
+  })
+
+  it('an instance without room waits for a new VM, within max_nodes', () => {
+    const w = launched()
+    w.command({ type: 'scale', service: 'app', count: 4 })
+    w.command({ type: 'scale', service: 'www', count: 3 })
+    w.run(40)
+    expect(w.online('app')).toHaveLength(4)
+    expect(w.online('www')).toHaveLength(3)
+    expect(Object.keys(w.doc.nodes).length).toBeLessThanOrEqual(8)
+    expect(w.command({ type: 'scale', service: 'app', count: 9 })).toMatch(/^BAD_REQUEST/)
+  })
+})

@@ -1,0 +1,63 @@
+// The spec loader: YAML 1.2, strict, every error located (case 09: duplicate keys, tabs, `no`).
+import { describe, expect, it } from 'vitest'
+import { loadSpecFile, loadSpecText } from '../../src/spec/load.js'
+import { dependencyLevels } from '../../src/spec/graph.js'
+import { InputError } from '../../src/util/errors.js'
+
+function problems (text: string): string[] {
+  try {
+    loadSpecText(text, 'cluster.yaml', '/tmp')
+  } catch (err) {
+    if (err instanceof InputError) return err.problems.map(p => `${p.line ?? '?'}:${p.field ?? ''}: ${p.message}`)
+    throw err
+  }
+  return []
+}
+
+const svc = (name: string, extra = '') => `  ${name}:\n    command: [node, ${name}.mjs]\n    port: ${8000 + name.length}\n${extra}`
+
+describe('cluster spec', () => {
+  it('the example spec is valid and its levels are db and www, then app, then lb', () => {
+    const spec = loadSpecFile('examples/webcluster/cluster.yaml')
+    expect(dependencyLevels(spec.services)).toEqual([['db', 'www'], ['app'], ['lb']])
+    expect(spec.services.www!.max).toBe(3)
+  })
+
+  it('a service defined twice is rejected with the key and both lines (case 09)', () => {
+    const text = 'services:\n  www:\n    command: [node, www.mjs]\n    max: 3\n  www:\n    command: [node, www.mjs]\n    max: 1\n'
+    const p = problems(text)
+    expect(p).toHaveLength(1)
+    expect(p[0]).toMatch(/^5:/)
+    expect(p[0]).toContain('duplicate key "www" (first defined on line 2)')
+  })
+
+  it('a tab in the indentation is rejected with line and column (case 09)', () => {
+    const err = (() => { try { loadSpecText('services:\n\twww:\n    command: [x]\n', 'c.yaml', '/') } catch (e) { return e as InputError } })()
+    expect(err).toBeInstanceOf(InputError)
+    expect(err!.problems[0]).toMatchObject({ file: 'c.yaml', line: 2, column: 1 })
+    expect(err!.message).toContain('tab')
+  })
+
+  it('YAML 1.2: an unquoted `no` stays the string "no" (case 09)', () => {
+    const spec = loadSpecText('services:\n  www:\n    command: [node, www.mjs]\n    env: { ENABLED: no, LEVEL: off }\n', 'c.yaml', '/')
+    expect(spec.services.www!.env).toEqual({ ENABLED: 'no', LEVEL: 'off' })
+  })
+
+  it('unknown fields are rejected with a suggestion and a line', () => {
+    const p = problems(`services:\n${svc('www', '    depends_ob: [db]\n')}`)
+    expect(p).toEqual(['5:services.www.depends_ob: unknown field "depends_ob"; did you mean "depends_on"?'])
+  })
+
+  it('names unknown dependencies, cycles, min > max, and balancer routes outside depends_on', () => {
+    const text = `services:\n${svc('a', '    depends_on: [b, nope]\n    min: 3\n    max: 2\n')}${svc('b', '    depends_on: [a]\n')}  lb:\n    port: 80\n    balancer:\n      routes:\n        - { path: /, service: a }\n`
+    const p = problems(text).join('\n')
+    expect(p).toContain('services.a.depends_on.1: unknown service "nope"')
+    expect(p).toContain('dependency cycle: a -> b -> a')
+    expect(p).toContain('services.a.min: min (3) is above max (2)')
+    expect(p).toContain('the balancer routes to "a", so list it in depends_on')
+  })
+
+  it('a service with a volume runs as a single instance', () => {
+    expect(problems(`services:\n${svc('db', '    volume: { name: db-data }\n    max: 2\n')}`).join()).toContain('single instance')
+  })
+})
