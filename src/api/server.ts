@@ -107,7 +107,7 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
       const res = await fetch(new URL(req.url, leader), {
         method: req.method,
         headers: {
-          'content-type': 'application/json',
+          ...(req.body === undefined ? {} : { 'content-type': 'application/json' }),
           authorization: req.headers.authorization ?? '',
           [FORWARDED]: backend.id,
           'x-wakame-asked-on': String(req.headers['x-wakame-asked-on'] ?? backend.id)

@@ -1,7 +1,9 @@
 // `wakame agent`: the daemon every node runs (as an init service on an AMI, or as a local VM).
+import { join } from 'node:path'
 import { startApi } from '../api/server.js'
 import { resolveDaemonConfig, type DaemonConfig } from '../config/daemon-config.js'
 import { Daemon } from '../daemon/daemon.js'
+import { loadPsk, loadToken } from '../mesh/keys.js'
 import { LocalProvider, startOwnerWatchdog } from '../providers/local/local-provider.js'
 import type { Provider } from '../providers/provider.js'
 import { WakameError } from '../util/errors.js'
@@ -16,6 +18,9 @@ export function selfArgv (): string[] {
 
 export async function runAgent (configFile: string | undefined, flags: Record<string, unknown>): Promise<void> {
   const cfg = resolveDaemonConfig({ file: configFile, env: process.env, flags })
+  // Secrets first: a node without a valid key or token refuses to start before touching anything.
+  loadPsk(cfg.psk_file)
+  loadToken(cfg.admin_token_file)
   const logger = createLogger('wakame', cfg.log_level, { node: cfg.node_id })
   const provider = makeProvider(cfg, logger)
   const daemon = new Daemon({ config: cfg, provider, logger, selfArgv: selfArgv() })
@@ -50,12 +55,13 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
 
 function makeProvider (cfg: DaemonConfig, logger: Logger): Provider {
   if (cfg.provider === 'ec2') throw new WakameError('PROVIDER_UNAVAILABLE', 'the ec2 provider is not built yet; use provider: local')
-  if (!cfg.local) throw new WakameError('CONFIG_INVALID', 'provider local needs local.cluster_dir (the registry of local VMs)')
   const owner = Number(process.env.WAKAME_LOCAL_OWNER_PID)
+  // Without a shared registry, this node keeps its own (it can still launch local VMs).
+  const local = cfg.local ?? { cluster_dir: join(cfg.data_dir, 'local-cluster'), net: '127.0.0', first_host: 2 }
   return new LocalProvider({
-    clusterDir: cfg.local.cluster_dir,
-    net: cfg.local.net,
-    firstHost: cfg.local.first_host,
+    clusterDir: local.cluster_dir,
+    net: local.net,
+    firstHost: local.first_host,
     meshPort: cfg.mesh_port,
     apiPort: cfg.api_port,
     agentArgv: [...selfArgv(), 'agent'],

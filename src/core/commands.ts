@@ -121,6 +121,7 @@ function migrate (d: ClusterDoc, id: string, to: NodeId | undefined, obs: Observ
   }
   d.seq++
   const next: InstanceRec = { id: `${inst.service}-${d.seq}`, service: inst.service, node: target?.node ?? null, slot: target?.slot ?? 0, phase: 'run', replaces: inst.id }
+  if (!target) next.notOn = inst.node
   if (inst.volume) next.volume = inst.volume
   inst.migratingTo = next.id
   d.instances[next.id] = next

@@ -6,7 +6,7 @@
 import { dependencyLevels, dependentsOf } from '../spec/graph.js'
 import type { Spec } from '../spec/schema.js'
 import { isLive, reportedState, type Observed } from './observed.js'
-import { pickRoom, usableNodes } from './placement.js'
+import { pickRoom } from './placement.js'
 import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
 
 export interface SchedulerConfig {
@@ -177,7 +177,10 @@ function finishTerminations (ctx: Ctx): void {
     if (t.status !== 'done') continue
     // Records on a terminated node are gone with it; its volumes are free.
     for (const inst of Object.values(d.instances)) if (inst.node === t.node) forgetInstance(d, inst)
-    for (const v of Object.values(d.volumes)) if (v.attachedTo === t.node) v.attachedTo = null
+    for (const v of Object.values(d.volumes)) {
+      if (v.attachedTo === t.node) v.attachedTo = null
+      if (v.wantAt === t.node) v.wantAt = null
+    }
     if (d.voters.includes(t.node)) continue // removed from the voters first (adjustVoters)
     delete d.nodes[t.node]
     delete d.terminations[t.node]
@@ -265,15 +268,13 @@ function hasOnline (d: Draft, obs: Observed, service: string): boolean {
   return Object.values(d.instances).some(i => i.service === service && i.phase === 'run' && reportedState(obs, i.node, i.id)?.state === 'ONLINE')
 }
 
-function addInstance (ctx: Ctx, spec: Spec, service: string, replaces?: InstanceRec, target?: NodeId): InstanceRec {
+function addInstance (ctx: Ctx, spec: Spec, service: string): InstanceRec {
   const { d } = ctx
   const s = spec.services[service]!
   const id = nextId(d, service)
-  const exclude = replaces?.node ? [replaces.node] : []
-  const room = target !== undefined ? { node: target, slot: 0 } : pickRoom(d, spec, ctx.obs, service, exclude)
+  const room = pickRoom(d, spec, ctx.obs, service)
   const inst: InstanceRec = { id, service, node: room?.node ?? null, slot: room?.slot ?? 0, phase: 'run' }
   if (s.volume) inst.volume = s.volume.name
-  if (replaces) { inst.replaces = replaces.id; replaces.migratingTo = id }
   d.instances[id] = inst
   ctx.notes.push(room ? `${id}: place on ${room.node}` : `${id}: no node has room; waiting for a new VM`)
   return inst
@@ -282,11 +283,12 @@ function addInstance (ctx: Ctx, spec: Spec, service: string, replaces?: Instance
 function placeWaiting (ctx: Ctx, spec: Spec): void {
   for (const inst of Object.values(ctx.d.instances)) {
     if (inst.node !== null || inst.phase !== 'run') continue
-    const exclude = inst.replaces ? [ctx.d.instances[inst.replaces]?.node].filter((n): n is string => !!n) : []
+    const exclude = [inst.notOn, inst.replaces ? ctx.d.instances[inst.replaces]?.node : undefined].filter((n): n is string => !!n)
     const room = pickRoom(ctx.d, spec, ctx.obs, inst.service, exclude)
     if (!room) continue
     inst.node = room.node
     inst.slot = room.slot
+    delete inst.notOn
     ctx.notes.push(`${inst.id}: place on ${room.node}`)
   }
 }
@@ -384,7 +386,12 @@ function moveVolumes (ctx: Ctx): void {
   for (const name of names) {
     const users = Object.values(d.instances).filter(i => i.volume === name)
     const runner = users.find(i => i.phase === 'run' && i.node !== null && !i.migratingTo)
-    if (!runner) continue
+    if (!runner) {
+      // Nobody runs it: it stays where it is (a stopped service keeps its data attached).
+      const vol = d.volumes[name]
+      if (vol && vol.wantAt !== vol.attachedTo && users.every(i => i.phase !== 'run')) vol.wantAt = vol.attachedTo
+      continue
+    }
     const vol = d.volumes[name] ??= { name, service: runner.service, attachedTo: null, wantAt: null }
     // The old holder (stopping, or on a dead node not yet terminated) keeps it until it is gone.
     if (users.some(i => i !== runner && i.node !== null)) continue
@@ -393,8 +400,4 @@ function moveVolumes (ctx: Ctx): void {
       ctx.notes.push(`volume ${name}: attach to ${runner.node}`)
     }
   }
-}
-
-export function usableNodeCount (doc: ClusterDoc, obs: Observed): number {
-  return usableNodes(doc, obs).length
 }

@@ -51,6 +51,8 @@ export interface InstanceRec {
   migratingTo?: InstanceId
   /** Set on the new instance of a migration. */
   replaces?: InstanceId
+  /** A migrated instance must not land back on the node it left (kept until it is placed). */
+  notOn?: NodeId
   /** A stopped stateful instance must wait for its node to be gone or to report it stopped. */
   volume?: string
 }

@@ -63,6 +63,7 @@ const DocSchema = z.object({
     drainVersion: count.optional(),
     migratingTo: id.optional(),
     replaces: id.optional(),
+    notOn: id.optional(),
     volume: z.string().optional()
   })),
   launches: z.record(id, z.object({ id, term: count, status: z.enum(['pending', 'launched', 'failed']), vm: id.optional(), reason: z.string(), error: z.string().optional() })),

@@ -58,6 +58,32 @@ describe('the example web cluster', () => {
     expect(res.instances.has(www.id) && res.instances.has(now[0]!.id)).toBe(true)
   })
 
+  it('migrate_service of the db takes its volume along: the app reads the same value at the db\'s new address', async () => {
+    const s0 = await c.waitFor('settled', settled)
+    const lb = balancerUrl(s0)
+    const put = await fetch(new URL('/api/kv/greeting', lb), { method: 'PUT', body: 'hello from before the move' })
+    expect(put.status).toBeLessThan(300)
+    const db = s0.services.find(v => v.name === 'db')!.instances[0]!
+    const r = await c.cli('migrate_service', db.id)
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const s = await c.waitFor('settled', settled)
+    const moved = s.services.find(v => v.name === 'db')!.instances[0]!
+    expect(moved.node).not.toBe(db.node)
+    expect(s.volumes.find(v => v.name === 'db-data')).toMatchObject({ attachedTo: moved.node })
+    // The app learned the new address (on_change: reload) without being restarted by hand.
+    const deadline = Date.now() + 10_000
+    let body = ''
+    while (Date.now() < deadline) {
+      const res = await fetch(new URL('/api/kv/greeting', lb))
+      body = await res.text()
+      if (res.ok) break
+      await new Promise(r => setTimeout(r, 200))
+    }
+    expect(body).toBe('hello from before the move')
+    const api = await (await fetch(new URL('/api', lb))).json() as { db: string }
+    expect(api.db).toBe(`${moved.ip}:${moved.port}`)
+  })
+
   it('SIGKILL of a non-leader VM (its process group): its instances come back elsewhere, the balancer follows', async () => {
     const s0 = await c.waitFor('settled', settled)
     const lbNode = s0.services.find(v => v.name === 'lb')!.instances[0]!.node

@@ -26,6 +26,8 @@ interface Backend {
   hits: number
   /** Open connections from the proxy right now. */
   open: number
+  /** Requests whose connection closed before they were answered. */
+  abandoned: number
   last?: { url: string, headers: IncomingHttpHeaders }
   /** Resolves the next request to `/slow` (the test then calls the returned release). */
   slow: Array<() => void>
@@ -33,10 +35,11 @@ interface Backend {
 }
 
 async function startBackend (id: string): Promise<Backend> {
-  const b: Backend = { id, port: 0, hits: 0, open: 0, slow: [], stop: async () => {} }
+  const b: Backend = { id, port: 0, hits: 0, open: 0, abandoned: 0, slow: [], stop: async () => {} }
   const server = createServer((req, res) => {
     b.hits++
     b.last = { url: req.url ?? '', headers: req.headers }
+    res.on('close', () => { if (!res.writableFinished) b.abandoned++ })
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
@@ -92,10 +95,10 @@ function writeConfig (path: string, text: string): void {
   renameSync(path + '.tmp', path)
 }
 
-async function startProxy (configText: string): Promise<{ lb: BalancerHandle, configPath: string }> {
+async function startProxy (configText: string, drainTimeoutMs?: number): Promise<{ lb: BalancerHandle, configPath: string }> {
   const configPath = join(tempDir(), 'lb.json')
   writeConfig(configPath, configText)
-  const lb = await runBalancer({ configPath, listen: { host: '127.0.0.1', port: 0 }, logger: silentLogger(), handleSignals: false })
+  const lb = await runBalancer({ configPath, listen: { host: '127.0.0.1', port: 0 }, logger: silentLogger(), handleSignals: false, drainTimeoutMs })
   cleanups.push(() => lb.close())
   return { lb, configPath }
 }
@@ -286,6 +289,28 @@ describe('builtin proxy reload and stop', () => {
     b.slow[0]!()
     expect(await slow).toMatchObject({ status: 200, body: 'app-1' })
     await closed
+  })
+})
+
+describe('builtin proxy abandonment', () => {
+  it('cancels the backend request when the client goes away', async () => {
+    const b = await startBackend('app-1')
+    const { lb } = await startProxy(renderBuiltinConfig([{ path: '/', service: 'app' }], { app: [ep('app-1', b.port)] }))
+    const req = request({ host: '127.0.0.1', port: lb.address.port, path: '/slow', agent: false })
+    req.on('error', () => {}) // we destroy it ourselves
+    req.end()
+    await waitFor(() => b.slow.length === 1, 'the slow request to reach the backend')
+    req.destroy()
+    await waitFor(() => b.abandoned === 1, 'the backend to see its request abandoned')
+  })
+
+  it('cuts requests still running when the drain timeout expires', async () => {
+    const b = await startBackend('app-1')
+    const { lb } = await startProxy(renderBuiltinConfig([{ path: '/', service: 'app' }], { app: [ep('app-1', b.port)] }), 200)
+    const stuck = send(lb.address.port, '/slow')
+    await waitFor(() => b.slow.length === 1, 'the slow request to reach the backend')
+    await lb.close() // resolves after ~200 ms although the backend never answers
+    await expect(stuck).rejects.toThrow(/socket hang up|ECONNRESET/)
   })
 })
 

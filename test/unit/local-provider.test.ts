@@ -1,15 +1,18 @@
 // The local provider: VMs as detached daemon processes on 127.0.77.N, a registry on disk.
-import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createServer, type Server } from 'node:net'
-import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { dirname, join } from 'node:path'
+import { build } from 'esbuild'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { canBind } from '../../src/providers/local/addresses.js'
 import { startOwnerWatchdog, terminateAll, type LocalProvider } from '../../src/providers/local/local-provider.js'
+import { AddressLeases } from '../../src/providers/local/leases.js'
 import { procStat } from '../../src/providers/local/proc.js'
 import { Registry, type VmRecord } from '../../src/providers/local/registry.js'
-import { MESH_PORT, Harness, alive, waitFor } from '../fixtures/local-provider/harness.js'
+import { API_PORT, FAKE_AGENT, MESH_PORT, Harness, alive, waitFor } from '../fixtures/local-provider/harness.js'
 
 const NET = '127.0.77'
 const req = (token: string, decisionId = `d-${token}`) => ({ token, decisionId, reason: 'test', bootstrap: ['/ip4/127.0.77.9/tcp/1'], bootstrapExpect: 1 })
@@ -71,12 +74,14 @@ describe('launch', () => {
   it('finishes a launch whose launcher died after claiming the token', async () => {
     const reg = new Registry(h.clusterDir)
     const id = reg.allocateVmDir()
-    reg.writeClaim({ id, ip: `${NET}.5`, token: 'crash', decisionId: 'd-crash', reason: 'test', bootstrap: [], bootstrapExpect: 0, launcherPid: deadPid(), launcherStartTime: 1, claimedAt: new Date().toISOString() })
+    // What a launcher leaves when it dies right after claiming the token: claim, address lease, token.
+    reg.writeClaim({ id, ip: `${NET}.2`, token: 'crash', decisionId: 'd-crash', reason: 'test', bootstrap: [], bootstrapExpect: 0, launcherPid: deadPid(), launcherStartTime: 1, claimedAt: new Date().toISOString() })
+    expect(new AddressLeases(join(h.clusterDir, 'addresses')).take(`${NET}.2`, 0, id)).toBe(true)
     expect(reg.claimToken('crash', id)).toBe(true)
-    expect(await p.list()).toEqual([{ id, ip: `${NET}.5`, state: 'pending', launch: 'd-crash' }])
+    expect(await p.list()).toEqual([{ id, ip: `${NET}.2`, state: 'pending', launch: 'd-crash' }])
     // The pending VM keeps its address: a new launch must not take it.
-    expect((await p.launch(req('other'))).ip).toBe(`${NET}.2`)
-    expect(await p.launch(req('crash'))).toEqual({ id, ip: `${NET}.5`, state: 'running', launch: 'd-crash' })
+    expect((await p.launch(req('other'))).ip).toBe(`${NET}.3`)
+    expect(await p.launch(req('crash'))).toEqual({ id, ip: `${NET}.2`, state: 'running', launch: 'd-crash' })
     expect((await h.pids(id)).agent).toBe(vmJson(id).pid)
   })
 
@@ -185,5 +190,41 @@ describe('startOwnerWatchdog', () => {
     } finally {
       stop()
     }
+  })
+})
+
+describe('launch from several processes', () => {
+  let bundle: string
+  beforeAll(async () => {
+    // The launcher is TypeScript: bundle it (as build.mjs bundles the daemon) so plain node runs it.
+    bundle = join(mkdtempSync(join(tmpdir(), 'wakame-launch-once-')), 'launch-once.mjs')
+    await build({
+      entryPoints: ['test/fixtures/local-provider/launch-once.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: bundle, logLevel: 'warning',
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+    })
+  })
+  afterAll(() => { if (bundle !== undefined) rmSync(dirname(bundle), { recursive: true, force: true }) })
+
+  it('yields one VM per token when processes race', async () => {
+    const options = JSON.stringify({ clusterDir: h.clusterDir, net: NET, meshPort: MESH_PORT, apiPort: API_PORT, agentArgv: [process.execPath, FAKE_AGENT], ownerPid: process.pid })
+    const goFile = join(h.clusterDir, 'go')
+    const tokens = ['x', 'x', 'x', 'y', 'y', 'z']
+    const outputs = tokens.map(() => '')
+    const launchers = tokens.map((token, i) => {
+      const child = h.track(spawn(process.execPath, [bundle, options, goFile, token], { stdio: ['ignore', 'pipe', 'inherit'] }))
+      child.stdout!.on('data', (d: Buffer) => { outputs[i] += d.toString() })
+      return new Promise<number | null>(resolve => child.on('exit', resolve))
+    })
+    await waitFor(() => outputs.every(o => o.startsWith('ready\n')), 'every launcher to be ready', 15_000)
+    writeFileSync(goFile, '')
+    expect(await Promise.all(launchers)).toEqual(tokens.map(() => 0))
+    const vms = outputs.map(o => JSON.parse(o.split('\n')[1]!) as { id: string, ip: string })
+    const byToken = new Map<string, Set<string>>()
+    tokens.forEach((t, i) => byToken.set(t, (byToken.get(t) ?? new Set()).add(`${vms[i]!.id}@${vms[i]!.ip}`)))
+    expect([...byToken.values()].map(s => s.size)).toEqual([1, 1, 1])
+    const listed = await p.list()
+    expect(listed).toHaveLength(3)
+    expect(new Set(listed.map(v => v.ip)).size).toBe(3)
+    for (const v of listed) expect(v.state).toBe('running')
   })
 })

@@ -77,6 +77,20 @@ describe('scheduler', () => {
     expect(w.online('db')).toHaveLength(1)
   })
 
+  it('a migration with no room elsewhere waits for a new VM and never lands back on the node it left', () => {
+    const w = launched()
+    w.command({ type: 'scale', service: 'www', count: 2 })
+    w.command({ type: 'scale', service: 'app', count: 2 })
+    w.run(20)
+    const old = Object.values(w.doc.instances).find(i => i.service === 'db')!
+    w.command({ type: 'migrate', instance: old.id })
+    w.run(40, () => expect(w.runningOf('db').length).toBeLessThanOrEqual(1))
+    const now = Object.values(w.doc.instances).find(i => i.service === 'db')!
+    expect(now.node).not.toBe(old.node)
+    expect(w.online('db')).toHaveLength(1)
+    expect(w.launched).toBe(3)
+  })
+
   it('shutdown stops lb first and db in the last step, then terminates every VM but the one asked', () => {
     const w = launched()
     w.command({ type: 'shutdown', askedOn: 'vm-1' })
@@ -88,6 +102,19 @@ describe('scheduler', () => {
     expect(Object.keys(w.doc.instances)).toEqual([])
     expect(Object.keys(w.doc.nodes)).toEqual(['vm-1'])
     expect(w.doc.voters).toEqual(['vm-1'])
+  })
+
+  it('shutdown after the db moved off the kept node leaves no volume move pending', () => {
+    const w = launched()
+    const db = Object.values(w.doc.instances).find(i => i.service === 'db')!
+    w.command({ type: 'migrate', instance: db.id })
+    w.run(30)
+    expect(Object.values(w.doc.instances).find(i => i.service === 'db')!.node).not.toBe('vm-1')
+    w.command({ type: 'shutdown', askedOn: 'vm-1' })
+    w.run(40)
+    expect(Object.keys(w.doc.nodes)).toEqual(['vm-1'])
+    for (const v of Object.values(w.doc.volumes)) expect(v.wantAt).toBe(v.attachedTo)
+    expect(Object.keys(w.doc.terminations)).toEqual([])
   })
 
   it('an instance without room waits for a new VM, within max_nodes', () => {

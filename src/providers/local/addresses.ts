@@ -14,23 +14,6 @@ export async function canBind (ip: string, port: number): Promise<boolean> {
 }
 
 /**
- * The first address from `firstHost` that no VM uses and whose ports are all free. The port check
- * catches what the registry cannot know about (another program, a VM of another cluster directory).
- */
-export async function pickAddress (net: string, firstHost: number, ports: number[], used: Set<string>): Promise<string | undefined> {
-  for (let host = firstHost; host <= LAST_HOST; host++) {
-    const ip = `${net}.${host}`
-    if (used.has(ip)) continue
-    let free = true
-    for (const port of ports) {
-      if (!(await canBind(ip, port))) { free = false; break }
-    }
-    if (free) return ip
-  }
-  return undefined
-}
-
-/**
  * Waits until every port is bindable at `ip` again. A killed listener's port stays busy for a few
  * ms after its process is a zombie (measured here: up to ~25 ms), so without this a VM relaunched
  * right after a terminate would get another address. False on timeout (another program took it).

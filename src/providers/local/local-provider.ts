@@ -9,13 +9,16 @@ import { stringify } from 'yaml'
 import { writeFileAtomicSync } from '../../store/atomic.js'
 import { createLogger, type Logger } from '../../util/log.js'
 import type { LaunchRequest, Provider, VmInfo } from '../provider.js'
-import { pickAddress, waitPortsFree } from './addresses.js'
+import { LAST_HOST, canBind } from './addresses.js'
 import { LocalProviderError } from './errors.js'
-import { findProcessesByArg, groupAlive, killGroup, procStat, processStartTime, sameProcessAlive, waitUntil } from './proc.js'
+import { AddressLeases } from './leases.js'
+import { findProcessesByArg, killGroup, procStat, processStartTime, sameProcessAlive, waitUntil } from './proc.js'
+import { TERMINATE_GRACE_MS, isLive, killStrays, killVm } from './teardown.js'
 import { Registry, type LaunchClaim, type VmRecord } from './registry.js'
 import * as volumes from './volumes.js'
 
 export { startOwnerWatchdog } from './proc.js'
+export { terminateAll } from './teardown.js'
 export { LocalProviderError } from './errors.js'
 
 export interface LocalVmSpec {
@@ -30,7 +33,7 @@ export interface LocalVmSpec {
 }
 
 export interface LocalProviderOptions {
-  /** Directory of the registry (vms/, tokens/, volumes/); created if missing. */
+  /** Directory of the registry (vms/, tokens/, volumes/, addresses/); created if missing. */
   clusterDir: string
   /** First three octets of VM addresses. @default "127.0.0" */
   net?: string
@@ -53,8 +56,7 @@ export interface LocalProviderOptions {
 
 export const DEFAULT_NET = '127.0.0'
 export const DEFAULT_FIRST_HOST = 2
-/** How long a VM gets to stop after SIGTERM before its group is SIGKILLed. */
-export const TERMINATE_GRACE_MS = 3_000
+export { TERMINATE_GRACE_MS }
 /** How long a launch waits for another live process that is launching the same token. */
 export const LAUNCH_WAIT_MS = 15_000
 
@@ -67,14 +69,10 @@ function serialized<T> (key: string, fn: () => Promise<T> | T): Promise<T> {
   return run
 }
 
-/** A VM counts as running while vm.json says so and its process group still has a live member. */
-function isLive (vm: VmRecord | undefined): boolean {
-  return vm !== undefined && vm.state === 'running' && groupAlive(vm.pgid, vm.startTime)
-}
-
 export class LocalProvider implements Provider {
   readonly kind = 'local' as const
   private readonly reg: Registry
+  private readonly leases: AddressLeases
   private readonly net: string
   private readonly firstHost: number
   private readonly log: Logger
@@ -82,6 +80,8 @@ export class LocalProvider implements Provider {
   constructor (private readonly opts: LocalProviderOptions) {
     this.reg = new Registry(resolve(opts.clusterDir))
     this.reg.init()
+    this.leases = new AddressLeases(join(this.reg.clusterDir, 'addresses'))
+    this.leases.init()
     this.net = opts.net ?? DEFAULT_NET
     this.firstHost = opts.firstHost ?? DEFAULT_FIRST_HOST
     this.log = (opts.logger ?? createLogger('local-provider')).child({ component: 'local-provider' })
@@ -140,26 +140,52 @@ export class LocalProvider implements Provider {
   private async launchNow (req: LaunchRequest): Promise<VmInfo> {
     const existing = this.reg.readToken(req.token)
     if (existing !== undefined) return await this.resume(existing)
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const ip = await pickAddress(this.net, this.firstHost, [this.opts.meshPort, this.opts.apiPort], this.usedAddresses())
-      if (ip === undefined) throw new LocalProviderError('LOCAL_NO_FREE_ADDRESS', `no free address in ${this.net}.${this.firstHost}-254 with ports ${this.opts.meshPort} and ${this.opts.apiPort} free: terminate VMs or use another net`)
-      // From here to the token claim everything is synchronous, so another process either sees our
-      // launch.json when it picks its address or has written its own before we re-check.
-      if (this.usedAddresses().has(ip)) continue
-      const id = this.reg.allocateVmDir()
-      const claim: LaunchClaim = {
-        id, ip, token: req.token, decisionId: req.decisionId, reason: req.reason, bootstrap: req.bootstrap,
-        bootstrapExpect: req.bootstrapExpect ?? 0, launcherPid: process.pid, launcherStartTime: processStartTime(process.pid), claimedAt: new Date().toISOString()
-      }
-      this.reg.writeClaim(claim)
-      if (!this.reg.claimToken(req.token, id)) {
-        // Another process launched this token between our check and our claim: use its VM.
-        this.reg.removeClaim(id)
-        return await this.resume(this.reg.readToken(req.token) ?? id)
-      }
-      return await this.boot(claim)
+    const id = this.reg.allocateVmDir()
+    const claim: LaunchClaim = {
+      id, ip: '', token: req.token, decisionId: req.decisionId, reason: req.reason, bootstrap: req.bootstrap,
+      bootstrapExpect: req.bootstrapExpect ?? 0, launcherPid: process.pid, launcherStartTime: processStartTime(process.pid), claimedAt: new Date().toISOString()
     }
-    throw new LocalProviderError('LOCAL_NO_FREE_ADDRESS', `could not reserve an address in ${this.net}: other launchers keep taking them; retry`)
+    if (!await this.reserveAddress(claim)) {
+      throw new LocalProviderError('LOCAL_NO_FREE_ADDRESS', `no free address in ${this.net}.${this.firstHost}-${LAST_HOST} with ports ${this.opts.meshPort} and ${this.opts.apiPort} free: terminate VMs or use another net`)
+    }
+    if (!this.reg.claimToken(req.token, id)) {
+      // Another process launched this token between our check and our claim: use its VM. Without
+      // a claim, our vm dir and address lease count as free.
+      this.reg.removeClaim(id)
+      const winner = this.reg.readToken(req.token)
+      // Gone again: the winner's launch failed and was rolled back, so start over.
+      return winner !== undefined ? await this.resume(winner) : await this.launchNow(req)
+    }
+    return await this.boot(claim)
+  }
+
+  /**
+   * Leases the first address whose holder is gone and whose ports are free, recording it in the
+   * claim first: whoever sees the lease then finds a claim backing it.
+   */
+  private async reserveAddress (claim: LaunchClaim): Promise<boolean> {
+    const ports = [this.opts.meshPort, this.opts.apiPort]
+    const leases = this.leases.snapshot()
+    for (let host = this.firstHost; host <= LAST_HOST; host++) {
+      const ip = `${this.net}.${host}`
+      const lease = leases.get(ip)
+      if (lease?.vm !== undefined && this.holds(lease.vm, ip)) continue
+      // The registry cannot know other programs (or clusters) on this address: ask the kernel.
+      if (!(await canBind(ip, ports[0]!)) || !(await canBind(ip, ports[1]!))) continue
+      claim.ip = ip
+      this.reg.writeClaim(claim)
+      if (this.leases.take(ip, lease?.gen ?? 0, claim.id)) return true
+    }
+    return false
+  }
+
+  /** Whether `vmId` still holds `ip`: a live VM, or a launch under way (launcher alive, or token claimed). */
+  private holds (vmId: string, ip: string): boolean {
+    const vm = this.reg.readVm(vmId)
+    if (vm !== undefined) return vm.ip === ip && isLive(vm)
+    const claim = this.reg.readClaim(vmId)
+    if (claim === undefined || claim.ip !== ip) return false
+    return sameProcessAlive(claim.launcherPid, claim.launcherStartTime) || this.reg.readToken(claim.token) === vmId
   }
 
   /** A token already names `id`: return its VM, waiting for or finishing a launch that is under way. */
@@ -247,56 +273,4 @@ export class LocalProvider implements Provider {
       closeSync(logFd)
     }
   }
-
-  /** Addresses of live VMs and of launches under way (launcher alive, or token already claimed). */
-  private usedAddresses (): Set<string> {
-    const used = new Set<string>()
-    for (const id of this.reg.vmIds()) {
-      const vm = this.reg.readVm(id)
-      if (vm !== undefined) {
-        if (isLive(vm)) used.add(vm.ip)
-        continue
-      }
-      const claim = this.reg.readClaim(id)
-      if (claim === undefined) continue
-      if (sameProcessAlive(claim.launcherPid, claim.launcherStartTime) || this.reg.readToken(claim.token) === id) used.add(claim.ip)
-    }
-    return used
-  }
-}
-
-/**
- * Kills every VM of a cluster directory, including daemons whose launch was never recorded, and
- * marks them terminated with their volumes detached. Used on the demo's Ctrl-C and in test cleanup.
- * Returns how many VMs were killed.
- */
-export async function terminateAll (clusterDir: string): Promise<number> {
-  const reg = new Registry(resolve(clusterDir))
-  let killed = 0
-  await Promise.all(reg.vmIds().map(async id => {
-    const vm = reg.readVm(id)
-    if (vm === undefined || vm.state === 'terminated') return
-    if (groupAlive(vm.pgid, vm.startTime)) {
-      await killVm(vm)
-      killed++
-    }
-    reg.writeVm({ ...vm, state: 'terminated', terminatedAt: new Date().toISOString() })
-    volumes.detachAll(reg, id)
-  }))
-  killed += await killStrays(reg.vmIds().map(id => reg.agentConfigPath(id)))
-  return killed
-}
-
-/** Kills a VM's process group and waits for its ports to be free again (see waitPortsFree). */
-async function killVm (vm: VmRecord): Promise<boolean> {
-  if (!await killGroup(vm.pgid, vm.startTime, TERMINATE_GRACE_MS)) return false
-  if (vm.ports !== undefined) await waitPortsFree(vm.ip, vm.ports)
-  return true
-}
-
-/** Kills the process groups of daemons started with one of these config paths. Returns how many. */
-async function killStrays (configPaths: string[]): Promise<number> {
-  const leaders = findProcessesByArg(configPaths).filter(pid => procStat(pid)?.pgrp === pid)
-  await Promise.all(leaders.map(async pid => await killGroup(pid, processStartTime(pid), TERMINATE_GRACE_MS)))
-  return leaders.length
 }

@@ -7,6 +7,7 @@
 //     agent.yaml, agent.log, data/, mnt/<volume> -> ../../../volumes/<volume>/data
 //   tokens/<token>   names the vm-N a token launched; created atomically with its content (link)
 //   volumes/<name>/  data/ and attachment.json
+//   addresses/<ip>#<gen>  address leases (see leases.ts)
 import { linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
