@@ -1,7 +1,7 @@
 // The admin HTTP API, served by every node. Reads are open (status holds no secrets); every call that
 // changes the cluster needs the admin token. A node that is not the leader forwards changes to it.
 import { timingSafeEqual, createHash } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { Command } from '../core/commands.js'
 import type { StatusReport } from '../core/status.js'
@@ -42,7 +42,7 @@ const InstanceId = z.string().regex(/^[a-z][a-z0-9-]{0,30}-\d{1,12}$/, 'an insta
 export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<{ close: () => Promise<void> }> {
   const app = Fastify({
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit ?? 1_048_576,
     connectionTimeout: 30_000,
     requestTimeout: 60_000

@@ -317,7 +317,11 @@ function progressMigrations (ctx: Ctx): void {
     if (!inst.migratingTo || inst.phase !== 'run') continue
     const next = d.instances[inst.migratingTo]
     if (!next) { delete inst.migratingTo; continue }
-    if (inst.volume || reportedState(obs, next.node, next.id)?.state === 'ONLINE') startDrain(ctx, inst, `migrated to ${next.id} on ${next.node}`)
+    // Stateless: the old one drains once the new one serves. Stateful: the new one cannot start
+    // before the volume moves, so the old one stops as soon as the new one has a ready node
+    // (not before: waiting for a VM to boot would lengthen the outage).
+    const ready = next.node !== null && obs.nodes.get(next.node)?.status === 'alive' && obs.nodes.get(next.node)?.current === true
+    if (inst.volume ? ready : reportedState(obs, next.node, next.id)?.state === 'ONLINE') startDrain(ctx, inst, `migrated to ${next.id} on ${next.node}`)
   }
 }
 

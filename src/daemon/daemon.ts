@@ -267,7 +267,7 @@ export class Daemon {
       let ma: string
       try { ma = toMultiaddr(addr) } catch (err) { this.log.warn({ addr, err: String(err) }, 'bad bootstrap address'); continue }
       if (ma.includes(`/${this.cfg.bind}/tcp/${this.cfg.mesh_port}`)) continue
-      void this.mesh.dial(ma).then(r => { if (r !== 'connected') this.log.debug({ addr, result: r }, 'bootstrap dial failed') })
+      void this.mesh.dial(ma, { diagnose: true }).then(r => { if (r !== 'connected') this.log.debug({ addr, result: r }, 'bootstrap dial failed') })
     }
   }
 

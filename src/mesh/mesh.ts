@@ -1,6 +1,7 @@
 // The mesh adapter: two gossip topics (heartbeats, control), validation before delivery and
 // forwarding, and connection upkeep with failure signals (disconnect → suspect, refused → dead).
 import { EventEmitter } from 'node:events'
+import { connect } from 'node:net'
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -133,27 +134,38 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Dial an address (a multiaddr, or host:port). `refused` means the host answered with a reset:
    * nothing listens there, so the daemon is gone — a far stronger signal than a timeout.
    */
-  async dial (addr: string): Promise<ProbeResult> {
+  async dial (addr: string, opts: { diagnose?: boolean } = {}): Promise<ProbeResult> {
     const existing = this.dialing.get(addr)
     if (existing) return await existing
-    const p = this.doDial(addr).finally(() => this.dialing.delete(addr))
+    const p = this.doDial(addr, opts.diagnose ?? false).finally(() => this.dialing.delete(addr))
     this.dialing.set(addr, p)
     return await p
   }
 
-  private async doDial (addr: string): Promise<ProbeResult> {
+  /** `diagnose`: for peers never heard from (bootstrap), explain a failed handshake. */
+  private async doDial (addr: string, diagnose: boolean): Promise<ProbeResult> {
     const ma = multiaddr(toMultiaddr(addr))
     try {
       await this.node.dial(ma, { signal: AbortSignal.timeout(this.opts.tuning?.dialTimeoutMs ?? 2_000) })
       return 'connected'
     } catch (err) {
       if (hasCode(err, 'ECONNREFUSED')) return 'refused'
-      const msg = String((err as Error)?.message ?? err)
-      if ((err as Error)?.name === 'EncryptionFailedError' || /psk|nonce|decrypt/i.test(msg)) {
-        this.opts.logger.warn({ addr, err: msg }, 'handshake failed: pre-shared key mismatch? (both nodes must use the same psk_file)')
-      }
+      // TCP reaches the peer but libp2p cannot: with a private network, the usual cause is a
+      // different pre-shared key (libp2p only reports a generic failure or a timeout).
+      const parts = ma.getComponents()
+      const ip = parts.find(p => p.name === 'ip4' || p.name === 'ip6')?.value
+      const port = Number(parts.find(p => p.name === 'tcp')?.value)
+      if (diagnose && ip && port && await tcpReachable(ip, port, 500)) this.hintKeyMismatch(addr, String((err as Error)?.message ?? err))
       return 'unreachable'
     }
+  }
+
+  private readonly hinted = new Map<string, number>()
+  private hintKeyMismatch (addr: string, err: string): void {
+    const last = this.hinted.get(addr) ?? -Infinity
+    if (Date.now() - last < 30_000) return
+    this.hinted.set(addr, Date.now())
+    this.opts.logger.warn({ addr, err }, 'the peer answers on TCP but the libp2p handshake failed: pre-shared key mismatch? (every node must use the same psk_file)')
   }
 }
 
@@ -172,4 +184,15 @@ function hasCode (err: unknown, code: string, depth = 0): boolean {
   if (typeof (err as Error).message === 'string' && (err as Error).message.includes(code)) return true
   if (Array.isArray(e.errors) && e.errors.some(x => hasCode(x, code, depth + 1))) return true
   return hasCode(e.cause, code, depth + 1)
+}
+
+/** Whether a plain TCP connection to host:port opens within `timeoutMs`. */
+function tcpReachable (host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise(resolve => {
+    const sock = connect({ host, port, timeout: timeoutMs })
+    const done = (ok: boolean) => { sock.destroy(); resolve(ok) }
+    sock.once('connect', () => done(true))
+    sock.once('timeout', () => done(false))
+    sock.once('error', () => done(false))
+  })
 }

@@ -1,6 +1,6 @@
 // Atomic file replacement: write a temp file, fsync it, rename over the target, fsync the directory.
 // A crash leaves either the old or the new content, never a torn file.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs'
+import { closeSync, fsyncSync, linkSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs'
 import { writeFile, rename, open, unlink } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 
@@ -43,4 +43,23 @@ export async function writeFileAtomic (path: string, data: string | Uint8Array, 
 function fsyncDirSync (dir: string): void {
   const fd = openSync(dir, 'r')
   try { fsyncSync(fd) } finally { closeSync(fd) }
+}
+
+/**
+ * Create `path` with `data` only if it does not exist; false when it does. The content is written
+ * aside and hard-linked into place, so the file never exists without its content, and of several
+ * processes racing for the same path exactly one wins.
+ */
+export function createFileExclusiveSync (path: string, data: string): boolean {
+  const tmp = tempName(path)
+  writeFileAtomicSync(tmp, data)
+  try {
+    linkSync(tmp, path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  } finally {
+    try { unlinkSync(tmp) } catch {}
+  }
 }

@@ -37,7 +37,7 @@ class ReplayableBody {
   replayable = true
   ended = false
 
-  constructor (private readonly req: IncomingMessage, private readonly maxBytes: number) {
+  constructor (private readonly req: IncomingMessage, maxBytes: number) {
     req.on('data', (chunk: Buffer) => {
       if (this.replayable) {
         this.bytes += chunk.length

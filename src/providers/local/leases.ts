@@ -7,8 +7,9 @@
 // no one ever deletes a lease that another process has just taken (the classic flaw of stale-lock
 // takeover). Old generations are never deleted: a directory read racing with a deletion could miss
 // every lease of an address and start again at generation 1.
-import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { createFileExclusiveSync } from '../../store/atomic.js'
 
 export interface Lease {
   gen: number
@@ -43,17 +44,6 @@ export class AddressLeases {
 
   /** Takes `ip` for `vmId` if `gen` is still its newest generation. False when someone else was faster. */
   take (ip: string, gen: number, vmId: string): boolean {
-    // Written aside and linked into place, so a lease never exists without its content.
-    const tmp = join(this.dir, `.tmp.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}`)
-    writeFileSync(tmp, vmId + '\n')
-    try {
-      linkSync(tmp, join(this.dir, `${ip}#${gen + 1}`))
-      return true
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-      throw err
-    } finally {
-      try { unlinkSync(tmp) } catch {}
-    }
+    return createFileExclusiveSync(join(this.dir, `${ip}#${gen + 1}`), vmId + '\n')
   }
 }

@@ -8,10 +8,10 @@
 //   tokens/<token>   names the vm-N a token launched; created atomically with its content (link)
 //   volumes/<name>/  data/ and attachment.json
 //   addresses/<ip>#<gen>  address leases (see leases.ts)
-import { linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { writeFileAtomicSync } from '../../store/atomic.js'
+import { createFileExclusiveSync, writeFileAtomicSync } from '../../store/atomic.js'
 import { LocalProviderError } from './errors.js'
 
 export interface VmRecord {
@@ -149,17 +149,7 @@ export class Registry {
    * file appears complete or not at all (open with O_EXCL then write would let readers see it empty).
    */
   claimToken (token: string, vmId: string): boolean {
-    const tmp = join(this.tokensDir, `.tmp.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}`)
-    writeFileSync(tmp, vmId + '\n')
-    try {
-      linkSync(tmp, this.tokenPath(token))
-      return true
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-      throw err
-    } finally {
-      try { unlinkSync(tmp) } catch {}
-    }
+    return createFileExclusiveSync(this.tokenPath(token), vmId + '\n')
   }
 
   /** Forgets a token, only if it still names `vmId` (a failed launch, so a retry starts afresh). */
