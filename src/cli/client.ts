@@ -20,13 +20,15 @@ export class ApiError extends WakameError {
 }
 
 export class Client {
-  readonly url: string
+  /** Nodes to ask, in order: the first that answers is used (any node can answer). */
+  readonly urls: string[]
   private readonly tokenFile?: string
   private readonly tokenValue?: string
 
   constructor (opts: ClientOptions, env: NodeJS.ProcessEnv = process.env) {
     const demo = readDemoFile()
-    this.url = (opts.node ?? env.WAKAME_NODE ?? demo?.node ?? 'http://127.0.0.1:7600').replace(/\/+$/, '')
+    const list = opts.node ?? env.WAKAME_NODE ?? demo?.nodes?.join(',') ?? demo?.node ?? 'http://127.0.0.1:7600'
+    this.urls = list.split(',').map(u => u.trim().replace(/\/+$/, '')).filter(Boolean)
     this.tokenFile = opts.tokenFile ?? env.WAKAME_TOKEN_FILE ?? (env.WAKAME_TOKEN ? undefined : demo?.token_file)
     this.tokenValue = this.tokenFile ? undefined : env.WAKAME_TOKEN
   }
@@ -49,13 +51,17 @@ export class Client {
     const headers: Record<string, string> = {}
     if (auth) headers.authorization = `Bearer ${this.token()}`
     if (body !== undefined) headers['content-type'] = 'application/json'
-    let res: Response
-    try {
-      res = await fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(70_000) })
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
-      throw new WakameError('UNREACHABLE', `cannot reach the wakame node at ${this.url} (${cause}); is the agent running? (--node URL or WAKAME_NODE)`)
+    let res: Response | undefined
+    const errors: string[] = []
+    for (const url of this.urls) {
+      try {
+        res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(70_000) })
+        break
+      } catch (err) {
+        errors.push(`${url}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`)
+      }
     }
+    if (!res) throw new WakameError('UNREACHABLE', `cannot reach a wakame node (${errors.join('; ')}); is the agent running? (--node URL or WAKAME_NODE)`)
     const text = await res.text()
     let json: unknown
     try { json = JSON.parse(text) } catch { json = undefined }
@@ -67,12 +73,12 @@ export class Client {
   }
 }
 
-function readDemoFile (): { node?: string, token_file?: string } | undefined {
+function readDemoFile (): { node?: string, nodes?: string[], token_file?: string } | undefined {
   const path = resolve(DEMO_CLI_FILE)
   if (!existsSync(path)) return undefined
   try {
-    const v = JSON.parse(readFileSync(path, 'utf8')) as { node?: string, token_file?: string }
-    return { node: v.node, token_file: v.token_file ? resolve(v.token_file) : undefined }
+    const v = JSON.parse(readFileSync(path, 'utf8')) as { node?: string, nodes?: string[], token_file?: string }
+    return { node: v.node, nodes: Array.isArray(v.nodes) ? v.nodes.map(String) : undefined, token_file: v.token_file ? resolve(v.token_file) : undefined }
   } catch {
     return undefined
   }

@@ -110,9 +110,10 @@ export function buildProgram (): Command {
     .description('run the example web cluster locally: boot a node, launch_cluster, keep running (Ctrl-C stops it all)')
     .option('--spec <file>', 'cluster spec', 'examples/webcluster/cluster.yaml')
     .option('--dir <dir>', 'where the demo keeps its state', '.wakame/demo')
-    .action(async (o: { spec: string, dir: string }) => {
+    .addOption(new Option('--net <a.b.c>', 'first three octets of the VMs\' loopback addresses').default('127.0.0').hideHelp())
+    .action(async (o: { spec: string, dir: string, net: string }) => {
       const { runDemo } = await import('../demo/demo.js')
-      await runDemo({ spec: o.spec, dir: o.dir })
+      await runDemo({ spec: o.spec, dir: o.dir, net: o.net })
       setInterval(() => {}, 1 << 30) // keep running until Ctrl-C
 
     })

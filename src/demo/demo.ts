@@ -93,6 +93,19 @@ export async function runDemo (o: DemoOptions): Promise<{ node: string, stop: ()
         print(`  curl ${new URL('/api', lb)}  ->  ${answer.trim()}`)
       } catch {}
     }
+    // Keep the CLI's list of nodes current, so `wakame` still finds the cluster if a node goes.
+    if (!o.detach) {
+      let known = [node]
+      setInterval(() => {
+        void new Client({ node: known.join(','), tokenFile: token }).status().then(st => {
+          const nodes = st.nodes.filter(n => n.status !== 'dead' && n.api).map(n => n.api!)
+          if (nodes.length > 0 && !stopped) {
+            known = nodes
+            writeFileSync(join(dir, 'cli.json'), JSON.stringify({ node: nodes[0], nodes, token_file: token }, null, 2))
+          }
+        }, () => {})
+      }, 2_000).unref()
+    }
     print('')
     print('drive it from another terminal (in this directory):')
     print('  npx wakame status | propagate_service app | migrate_service www-N | shutdown_cluster')
