@@ -8,6 +8,7 @@ import type { StatusReport } from '../core/status.js'
 import type { SubmitResult } from '../daemon/leader.js'
 import { loadSpecFile, loadSpecText } from '../spec/load.js'
 import { SERVICE_NAME } from '../spec/schema.js'
+import { isSafeKey } from '../core/keys.js'
 import { InputError } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
 import { renderStatusPage } from './page.js'
@@ -36,7 +37,7 @@ const LaunchBody = z.strictObject({
   spec: z.strictObject({ text: z.string().max(1_000_000), file: z.string().max(4096), dir: z.string().max(4096) }).optional()
 }).optional()
 const ScaleBody = z.strictObject({ count: z.number().int().min(0).max(1000) })
-const MigrateBody = z.strictObject({ to: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional() }).optional()
+const MigrateBody = z.strictObject({ to: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a node id').refine(isSafeKey, 'no such node').optional() }).optional()
 const InstanceId = z.string().regex(/^[a-z][a-z0-9-]{0,30}-\d{1,12}$/, 'an instance id looks like app-12')
 
 export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<{ close: () => Promise<void> }> {
@@ -133,7 +134,7 @@ function parse<T> (schema: z.ZodType<T>, value: unknown): T {
 }
 
 function serviceParam (s: string): string {
-  if (!SERVICE_NAME.test(s)) throw new InputError([{ file: 'request', field: 'service', message: `"${s.slice(0, 40)}" is not a service name` }])
+  if (!SERVICE_NAME.test(s) || !isSafeKey(s)) throw new InputError([{ file: 'request', field: 'service', message: `"${s.slice(0, 40)}" is not a service name` }])
   return s
 }
 

@@ -4,6 +4,7 @@ import { startApi } from '../api/server.js'
 import { resolveDaemonConfig, type DaemonConfig } from '../config/daemon-config.js'
 import { Daemon } from '../daemon/daemon.js'
 import { loadPsk, loadToken } from '../mesh/keys.js'
+import { loadSpecFile } from '../spec/load.js'
 import { LocalProvider, startOwnerWatchdog } from '../providers/local/local-provider.js'
 import type { Provider } from '../providers/provider.js'
 import { WakameError } from '../util/errors.js'
@@ -21,6 +22,8 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
   // Secrets first: a node without a valid key or token refuses to start before touching anything.
   loadPsk(cfg.psk_file)
   loadToken(cfg.admin_token_file)
+  // The default spec is checked now, not first at launch_cluster.
+  if (cfg.spec) loadSpecFile(cfg.spec)
   const logger = createLogger('wakame', cfg.log_level, { node: cfg.node_id })
   const provider = makeProvider(cfg, logger)
   const daemon = new Daemon({ config: cfg, provider, logger, selfArgv: selfArgv() })

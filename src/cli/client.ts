@@ -11,6 +11,8 @@ export const DEMO_CLI_FILE = '.wakame/demo/cli.json'
 export interface ClientOptions {
   node?: string
   tokenFile?: string
+  /** How long one request may take. @default 70000 */
+  requestTimeoutMs?: number
 }
 
 export interface ApiAnswer { ok: true, message: string, version: number, leader: string }
@@ -24,11 +26,18 @@ export class Client {
   readonly urls: string[]
   private readonly tokenFile?: string
   private readonly tokenValue?: string
+  private readonly requestTimeoutMs: number
 
   constructor (opts: ClientOptions, env: NodeJS.ProcessEnv = process.env) {
     const demo = readDemoFile()
     const list = opts.node ?? env.WAKAME_NODE ?? demo?.nodes?.join(',') ?? demo?.node ?? 'http://127.0.0.1:7600'
     this.urls = list.split(',').map(u => u.trim().replace(/\/+$/, '')).filter(Boolean)
+    for (const u of this.urls) {
+      let ok = false
+      try { ok = ['http:', 'https:'].includes(new URL(u).protocol) } catch {}
+      if (!ok) throw new WakameError('BAD_NODE_URL', `"${u}" is not a node URL; give one like http://127.0.0.2:7600`)
+    }
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 70_000
     this.tokenFile = opts.tokenFile ?? env.WAKAME_TOKEN_FILE ?? (env.WAKAME_TOKEN ? undefined : demo?.token_file)
     this.tokenValue = this.tokenFile ? undefined : env.WAKAME_TOKEN
   }
@@ -55,10 +64,11 @@ export class Client {
     const errors: string[] = []
     for (const url of this.urls) {
       try {
-        res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(70_000) })
+        res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.requestTimeoutMs) })
         break
       } catch (err) {
-        errors.push(`${url}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`)
+        const cause = (err as { cause?: { code?: string, message?: string } }).cause
+        errors.push(`${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`)
       }
     }
     if (!res) throw new WakameError('UNREACHABLE', `cannot reach a wakame node (${errors.join('; ')}); is the agent running? (--node URL or WAKAME_NODE)`)

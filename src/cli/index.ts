@@ -29,7 +29,8 @@ export function buildProgram (): Command {
     .option('--token-file <file>', 'admin token file, for commands that change the cluster (env WAKAME_TOKEN_FILE)')
     .showHelpAfterError()
   const globals = (): Globals => program.opts<Globals>()
-  const client = () => new Client(globals())
+  /** A client whose requests end within the command's --timeout. */
+  const client = (timeoutS?: number) => new Client({ ...globals(), ...(timeoutS ? { requestTimeoutMs: timeoutS * 1000 } : {}) })
   const waitOpts = (c: Command) => c
     .option('--no-wait', 'return once the leader accepted the change')
     .addOption(new Option('--timeout <seconds>', 'how long to wait for the cluster to settle').default(180).argParser(int('--timeout')))
@@ -62,29 +63,30 @@ export function buildProgram (): Command {
     .option('--spec <file>', 'cluster spec (default: the one the node was configured with)'))
     .action(async (o: WaitFlags & { spec?: string }) => {
       const body = o.spec ? { spec: specBody(o.spec) } : undefined
-      await changeAndWait(client(), '/v1/cluster/launch', body, o)
+      await changeAndWait(client(o.timeout), '/v1/cluster/launch', body, o)
     })
 
   waitOpts(program.command('shutdown').alias('shutdown_cluster')
     .description('stop every service in reverse dependency order, then the VMs the cluster launched'))
-    .action(async (o: WaitFlags) => { await changeAndWait(client(), '/v1/cluster/shutdown', undefined, o) })
+    .action(async (o: WaitFlags) => { await changeAndWait(client(o.timeout), '/v1/cluster/shutdown', undefined, o) })
 
   waitOpts(program.command('propagate').alias('propagate_service')
     .description('one more instance of SERVICE (up to its max); a VM is launched when no node has room')
     .argument('<service>'))
-    .action(async (service: string, o: WaitFlags) => { await changeAndWait(client(), `/v1/services/${encodeURIComponent(service)}/propagate`, undefined, o) })
+    .action(async (service: string, o: WaitFlags) => { await changeAndWait(client(o.timeout), `/v1/services/${encodeURIComponent(service)}/propagate`, undefined, o) })
 
   waitOpts(program.command('scale')
     .description('set the number of instances of SERVICE')
     .argument('<service>').argument('<count>', 'instances', int('count')))
-    .action(async (service: string, count: number, o: WaitFlags) => { await changeAndWait(client(), `/v1/services/${encodeURIComponent(service)}/scale`, { count }, o) })
+    .action(async (service: string, count: number, o: WaitFlags) => { await changeAndWait(client(o.timeout), `/v1/services/${encodeURIComponent(service)}/scale`, { count }, o) })
 
   waitOpts(program.command('migrate').alias('migrate_service')
     .description('move INSTANCE to another node: start the new one, wait ONLINE, repoint, stop the old')
     .argument('<instance>')
     .option('--to <node>', 'target node (default: the least loaded with room)'))
     .action(async (instance: string, o: WaitFlags & { to?: string }) => {
-      await changeAndWait(client(), `/v1/instances/${encodeURIComponent(instance)}/migrate`, o.to ? { to: o.to } : {}, o,
+      if (o.to !== undefined && o.to.trim() === '') throw new InputError([{ file: 'command line', field: '--to', message: 'give a node id (see `wakame status`), or leave --to out' }])
+      await changeAndWait(client(o.timeout), `/v1/instances/${encodeURIComponent(instance)}/migrate`, o.to !== undefined ? { to: o.to } : {}, o,
         (s) => !s.services.some(svc => svc.instances.some(i => i.id === instance)))
     })
 
@@ -150,11 +152,14 @@ async function changeAndWait (client: Client, path: string, body: unknown, o: Wa
 
 /** Run the CLI; errors become one clear line and a non-zero exit code (2 for bad input). */
 export async function runCli (argv: string[]): Promise<void> {
+  // `wakame status | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err })
   try {
     await buildProgram().parseAsync(argv)
   } catch (err) {
     if (err instanceof InputError) { console.error(err.message); process.exitCode = 2; return }
-    if (err instanceof ApiError) { console.error(`error: ${err.message}`); process.exitCode = err.status === 400 ? 2 : 1; return }
+    // 2: the input was wrong (bad or unknown names, values); 1: the cluster could not do it.
+    if (err instanceof ApiError) { console.error(`error: ${err.message}`); process.exitCode = err.status === 400 || err.status === 404 ? 2 : 1; return }
     if (err instanceof WakameError) { console.error(`error: ${err.message}`); process.exitCode = 1; return }
     console.error(`error: ${(err as Error)?.stack ?? String(err)}`)
     process.exitCode = 1

@@ -1,5 +1,6 @@
 // Commands that change the cluster wait for it to settle, printing each instance transition.
 import type { StatusReport } from '../core/status.js'
+import { WakameError } from '../util/errors.js'
 import type { Client } from './client.js'
 
 export interface WaitOptions {
@@ -42,7 +43,7 @@ export async function waitForSettle (client: Client, opts: WaitOptions): Promise
     await new Promise(r => setTimeout(r, opts.pollMs ?? 300))
   }
   const why = lastError ? ` (last error: ${lastError})` : last ? ` (still changing: ${last.warnings.join('; ') || 'instances not all ONLINE'})` : ''
-  throw new Error(`the cluster did not settle within ${Math.round(opts.timeoutMs / 1000)} s${why}; see \`wakame status\``)
+  throw new WakameError('NOT_SETTLED', `the cluster did not settle within ${Math.round(opts.timeoutMs / 1000)} s${why}; see \`wakame status\``)
 }
 
 function elapsed (since: number): string {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { hostname, networkInterfaces } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
+import { isSafeKey } from '../core/keys.js'
 import { InputError } from '../util/errors.js'
 import { loadYamlWith } from '../util/yaml.js'
 
@@ -28,17 +29,17 @@ export const DaemonConfigSchema = z.strictObject({
   /** Cluster name: nodes of other clusters are ignored. */
   cluster: z.string().regex(/^[a-z0-9][a-z0-9-]{0,40}$/, 'a cluster name is lower-case letters, digits and "-"'),
   /** This node's id (default: the provider's instance id, else the host name). */
-  node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).refine(isSafeKey, 'this node id is reserved; choose another').optional(),
   /** The cluster's pre-shared key (required; `wakame keygen`). */
   psk_file: z.string().min(1),
   /** Token required by every state-changing API call (required; `wakame token`). */
   admin_token_file: z.string().min(1),
   /** Address to bind the mesh and API (default: the first non-loopback IPv4). */
-  bind: z.string().optional(),
+  bind: z.union([z.ipv4(), z.ipv6()], 'an IP address of this node').optional(),
   mesh_port: z.number().int().min(1).max(65535).default(7610),
   api_port: z.number().int().min(1).max(65535).default(7600),
   /** Address the admin API binds (default: `bind`; never 0.0.0.0 unless set here). */
-  api_bind: z.string().optional(),
+  api_bind: z.union([z.ipv4(), z.ipv6()], 'an IP address of this node').optional(),
   /** Where the node keeps its state (default /var/lib/wakame). */
   data_dir: z.string().default('/var/lib/wakame'),
   /** Peers to join through: host:port or multiaddrs. */

@@ -32,9 +32,9 @@ export function planCloud (doc: ClusterDoc): CloudAction[] {
     if (v.attachedTo !== null) {
       // Detach only once no instance on the old node uses it (the scheduler moves wantAt only then).
       const busy = Object.values(doc.instances).some(i => i.volume === v.name && i.node === v.attachedTo)
-      if (!busy) out.push({ type: 'detach-volume', key: `volume:${v.name}`, name: v.name, node: v.attachedTo })
+      if (!busy) out.push({ type: 'detach-volume', key: `detach:${v.name}@${v.attachedTo}`, name: v.name, node: v.attachedTo })
     } else if (v.wantAt !== null) {
-      out.push({ type: 'attach-volume', key: `volume:${v.name}`, name: v.name, node: v.wantAt, service: v.service })
+      out.push({ type: 'attach-volume', key: `attach:${v.name}@${v.wantAt}`, name: v.name, node: v.wantAt, service: v.service })
     }
   }
   return out

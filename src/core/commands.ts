@@ -3,6 +3,7 @@
 import { checkSpec } from '../spec/load.js'
 import type { Spec } from '../spec/schema.js'
 import type { Observed } from './observed.js'
+import { own } from './keys.js'
 import { pickRoom, roomOn } from './placement.js'
 import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
 
@@ -38,7 +39,7 @@ export function applyCommand (doc: ClusterDoc, cmd: Command, obs: Observed): Com
     case 'propagate': {
       const s = serviceOf(d, cmd.service)
       if (!s.ok) return s
-      const cur = d.desired[cmd.service] ?? 0
+      const cur = own(d.desired, cmd.service) ?? 0
       if (cur >= s.max) return err('AT_MAX', `${cmd.service} is at its max (${s.max} instance${s.max === 1 ? '' : 's'}); nothing changed. Raise max in the spec to go further.`)
       d.desired[cmd.service] = cur + 1
       return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cur + 1} instances` }
@@ -49,26 +50,26 @@ export function applyCommand (doc: ClusterDoc, cmd: Command, obs: Observed): Com
       if (!Number.isInteger(cmd.count) || cmd.count < s.min || cmd.count > s.max) {
         return err('BAD_REQUEST', `${cmd.service} takes between ${s.min} and ${s.max} instances (min and max in the spec); ${cmd.count} is outside; nothing changed`)
       }
-      const cur = d.desired[cmd.service] ?? 0
+      const cur = own(d.desired, cmd.service) ?? 0
       d.desired[cmd.service] = cmd.count
       return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cmd.count} instances` }
     }
     case 'migrate': return migrate(d, cmd.instance, cmd.to, obs)
     case 'launch-result': {
-      const l = d.launches[cmd.id]
+      const l = own(d.launches, cmd.id)
       if (!l) return err('NOT_FOUND', `no launch ${cmd.id}`)
       if (cmd.vm) { l.status = 'launched'; l.vm = cmd.vm; delete l.error } else { l.status = 'failed'; l.error = cmd.error ?? 'unknown error' }
       return { ok: true, doc: d, message: cmd.vm ? `${cmd.id}: launched ${cmd.vm}` : `${cmd.id}: failed: ${l.error}` }
     }
     case 'terminated': {
-      const t = d.terminations[cmd.node]
+      const t = own(d.terminations, cmd.node)
       if (!t) return err('NOT_FOUND', `no termination of ${cmd.node}`)
       t.status = 'done'
       for (const l of Object.values(d.launches)) if (l.vm === cmd.node) delete d.launches[l.id]
       return { ok: true, doc: d, message: `${cmd.node} terminated` }
     }
     case 'volume-attached': {
-      const v = d.volumes[cmd.name]
+      const v = own(d.volumes, cmd.name)
       if (!v) return err('NOT_FOUND', `no volume ${cmd.name}`)
       v.attachedTo = cmd.node
       return { ok: true, doc: d, message: cmd.node ? `volume ${cmd.name} attached to ${cmd.node}` : `volume ${cmd.name} detached` }
@@ -84,7 +85,7 @@ function launch (d: ClusterDoc, spec: Spec | undefined): CommandResult {
   const desired: Record<string, number> = {}
   for (const [name, s] of Object.entries(next.services)) {
     // Keep counts the operator set (a relaunch after shutdown restores them), within the new bounds.
-    const prev = d.desired[name]
+    const prev = own(d.desired, name)
     desired[name] = Math.min(s.max, Math.max(s.min, prev ?? s.min))
   }
   d.spec = next
@@ -97,20 +98,20 @@ function launch (d: ClusterDoc, spec: Spec | undefined): CommandResult {
 function serviceOf (d: ClusterDoc, name: string): { ok: true, min: number, max: number } | CommandErr {
   if (!d.spec) return err('NO_SPEC', 'the cluster was never launched; run launch_cluster first')
   if (d.phase !== 'up') return err('CONFLICT', `the cluster is ${d.phase === 'down' ? 'shut down' : 'not launched'}; run launch_cluster first`)
-  const s = d.spec.services[name]
+  const s = own(d.spec.services, name)
   if (!s) return err('NOT_FOUND', `no service "${name}"; services: ${Object.keys(d.spec.services).sort().join(', ')}`)
   return { ok: true, min: s.min, max: s.max }
 }
 
 function migrate (d: ClusterDoc, id: string, to: NodeId | undefined, obs: Observed): CommandResult {
   if (!d.spec || d.phase !== 'up') return err('CONFLICT', 'the cluster is not up; run launch_cluster first')
-  const inst = d.instances[id]
+  const inst = own(d.instances, id)
   if (!inst) return err('NOT_FOUND', `no instance "${id}"; see \`wakame status\``)
   if (inst.phase !== 'run' || inst.migratingTo || inst.replaces) return err('CONFLICT', `${id} is already ${inst.migratingTo || inst.replaces ? 'migrating' : 'stopping'}`)
   if (inst.node === null) return err('CONFLICT', `${id} is not placed yet; nothing to move`)
   let target: { node: NodeId, slot: number } | undefined
   if (to !== undefined) {
-    if (!d.nodes[to]) return err('NOT_FOUND', `no node "${to}"; nodes: ${Object.keys(d.nodes).sort().join(', ')}`)
+    if (!own(d.nodes, to)) return err('NOT_FOUND', `no node "${to}"; nodes: ${Object.keys(d.nodes).sort().join(', ')}`)
     if (to === inst.node) return err('BAD_REQUEST', `${id} already runs on ${to}`)
     if (obs.nodes.get(to)?.status !== 'alive') return err('CONFLICT', `node ${to} is not alive`)
     const slot = roomOn(d, d.spec, to, inst.service)

@@ -129,7 +129,8 @@ export function buildStatus (input: StatusInput): StatusReport {
       }
     }
   }
-  const nodeIds = new Set<NodeId>([...Object.keys(doc?.nodes ?? {}), ...members.keys()])
+  // Dead members the document no longer lists (terminated, replaced) are history, not agents.
+  const nodeIds = new Set<NodeId>([...Object.keys(doc?.nodes ?? {}), ...[...members.values()].filter(m => m.status !== 'dead' || !doc).map(m => m.id)])
   const nodes: NodeStatus[] = [...nodeIds].sort(byNodeId).map(id => {
     const m = members.get(id)
     const dn = doc?.nodes[id]

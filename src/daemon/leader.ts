@@ -6,6 +6,7 @@ import type { Consensus } from '../core/consensus/consensus.js'
 import type { Observed } from '../core/observed.js'
 import { newLeaderMemory, schedule, type LeaderMemory } from '../core/scheduler.js'
 import { compareDocId, type ClusterDoc, type DocId, type NodeId } from '../core/types.js'
+import { checkDoc } from '../mesh/codec.js'
 import type { Logger } from '../util/log.js'
 
 export type SubmitResult =
@@ -73,7 +74,8 @@ export class LeaderLoop {
         for (const w of this.inflight.waiters) w.resolve({ ok: true, message: w.message, version: this.inflight.id.version })
         this.inflight = null
       } else {
-        if (now - this.inflightSince > (this.deps.commitTimeoutMs ?? 10_000)) {
+        if (now - this.inflightSince > (this.deps.commitTimeoutMs ?? 10_000) && this.inflight.waiters.length > 0) {
+          this.deps.logger.error({ doc: this.inflight.id, leaseValid: c.leaseValid(now) }, 'a proposal is not committed after the commit timeout; a majority of voters has not persisted it')
           for (const w of this.inflight.waiters) w.resolve({ ok: false, code: 'TIMEOUT', message: 'the change was not committed in time (no majority of voters?); it may still apply' })
           this.inflight.waiters = []
         }
@@ -89,7 +91,12 @@ export class LeaderLoop {
     this.queue = []
     for (const p of queue) {
       const r = applyCommand(doc, p.cmd, obs)
-      if (r.ok) {
+      const invalid = r.ok ? checkDoc(r.doc) : undefined
+      if (r.ok && invalid) {
+        // Peers would reject the document and nothing would ever commit: refuse the command instead.
+        this.deps.logger.error({ command: p.cmd, invalid }, 'command would produce an invalid document; refused')
+        p.resolve({ ok: false, code: 'BAD_REQUEST', message: `refused: the change would produce an invalid cluster document (${invalid})` })
+      } else if (r.ok) {
         doc = r.doc
         if (!p.internal) waiters.push({ resolve: p.resolve, message: r.message })
         this.deps.logger.info({ command: p.cmd.type, message: r.message }, 'command applied')
@@ -99,7 +106,9 @@ export class LeaderLoop {
       }
     }
     const s = schedule({ doc, obs, mem: this.mem, now, term: c.currentTerm, self: this.deps.self })
-    if (s.next) doc = s.next
+    const invalid = s.next ? checkDoc(s.next) : undefined
+    if (invalid) this.deps.logger.error({ invalid }, 'the scheduler produced an invalid document; not proposed (a bug: please report it)')
+    else if (s.next) doc = s.next
     // A note repeated tick after tick ("waiting for db") is logged once.
     for (const note of s.notes) if (!this.lastNotes.has(note)) this.deps.logger.info({ term: c.currentTerm }, note)
     this.lastNotes = new Set(s.notes)

@@ -2,6 +2,7 @@
 // acts on it. Strict on meaning (types, ranges, sizes), tolerant of what a newer minor version adds
 // (unknown fields are dropped, not rejected), so a rolling upgrade can run mixed versions.
 import { z } from 'zod'
+import { isSafeKey } from '../core/keys.js'
 import type { ConsensusMsg } from '../core/consensus/messages.js'
 import type { ClusterDoc, Heartbeat } from '../core/types.js'
 import { PROTOCOL_MAJOR } from '../version.js'
@@ -10,7 +11,7 @@ import { PROTOCOL_MAJOR } from '../version.js'
 export const MAX_HEARTBEAT_BYTES = 64 * 1024
 export const MAX_CONTROL_BYTES = 4 * 1024 * 1024
 
-const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/)
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/).refine(isSafeKey, 'reserved name')
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const docId = z.object({ term: count, version: count })
 const state = z.enum(['Offline', 'Starting', 'ONLINE', 'Migrating', 'Stopping', 'FAIL'])
@@ -72,6 +73,15 @@ const DocSchema = z.object({
   keepNode: id.optional(),
   seq: count
 })
+
+/**
+ * Why peers would reject this document, or undefined when they accept it. The leader checks its
+ * own proposals with this, so a bad one is refused up front instead of never committing.
+ */
+export function checkDoc (doc: unknown): string | undefined {
+  const r = DocSchema.safeParse(doc)
+  return r.success ? undefined : r.error.issues.slice(0, 3).map(i => `${i.path.join('.')}: ${i.message}`).join('; ')
+}
 
 export const ConsensusMsgSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('vote-req'), term: count, from: id, preVote: z.boolean(), last: docId.nullable() }),

@@ -17,7 +17,9 @@ export function generatePsk (): string {
 export function loadPsk (path: string | undefined): Uint8Array {
   if (!path) throw new WakameError('PSK_MISSING', 'no pre-shared key: set psk_file (create one with `wakame keygen --out FILE`)')
   if (!existsSync(path)) throw new WakameError('PSK_MISSING', `pre-shared key file ${path} does not exist (create one with \`wakame keygen --out ${path}\`)`)
-  const mode = statSync(path).mode & 0o777
+  const st = statSync(path)
+  if (!st.isFile()) throw new WakameError('PSK_MALFORMED', `pre-shared key file ${path} is not a file`)
+  const mode = st.mode & 0o777
   if ((mode & 0o077) !== 0) throw new WakameError('PSK_MODE', `pre-shared key file ${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`)
   const text = readFileSync(path, 'utf8')
   const lines = text.trim().split(/\r?\n/).map(l => l.trim())
@@ -44,7 +46,9 @@ export async function loadOrCreatePeerKey (path: string): Promise<PrivateKey> {
 /** An admin token file: one line of at least 32 characters. */
 export function loadToken (path: string): string {
   if (!existsSync(path)) throw new WakameError('TOKEN_MISSING', `admin token file ${path} does not exist (create one with \`wakame token --out ${path}\`)`)
-  const mode = statSync(path).mode & 0o777
+  const st = statSync(path)
+  if (!st.isFile()) throw new WakameError('TOKEN_MALFORMED', `admin token file ${path} is not a file`)
+  const mode = st.mode & 0o777
   if ((mode & 0o077) !== 0) throw new WakameError('TOKEN_MODE', `admin token file ${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`)
   const token = readFileSync(path, 'utf8').trim()
   if (token.length < 32 || /\s/.test(token)) throw new WakameError('TOKEN_MALFORMED', `admin token in ${path} must be one line of at least 32 characters without spaces`)

@@ -1,9 +1,11 @@
 // The cluster spec: what services exist, how to run and check them, and how many of each.
 // Validated with zod (strict objects: unknown fields are errors with a suggestion).
 import { z } from 'zod'
+import { isSafeKey } from '../core/keys.js'
 
 export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/
 const serviceName = z.string().regex(SERVICE_NAME, 'a service name is 1-31 lower-case letters, digits or "-", starting with a letter')
+  .refine(isSafeKey, 'this name is reserved (it is a member of every JavaScript object); choose another')
 const signal = z.enum(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT', 'SIGKILL'])
 const argv = z.array(z.string().min(1)).min(1, 'give the program and its arguments as a list')
 const ms = (def: number) => z.number().int().min(1).max(3_600_000).default(def)

@@ -1,7 +1,7 @@
 // Running one instance's process: what to run (argv, cwd, env), spawning it with its output appended
 // to a log file, and a common handle over our own children and processes adopted from a previous daemon.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readSync, fstatSync, writeSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { WakameError } from '../util/errors.js'
 import { isAlive } from './pidfile.js'
@@ -88,11 +88,16 @@ class ChildHandle implements ProcHandle {
   }
 }
 
+/** Written to output.log before each start of an instance. */
+export const START_MARK = '--- wakame: start'
+
 /** Spawn without a shell and without detaching: the child stays in our process group. */
 export function spawnInstance (plan: LaunchPlan, dir: string): ProcHandle {
   mkdirSync(dir, { recursive: true })
   const fd = openSync(join(dir, 'output.log'), 'a')
   try {
+    // A marker per start, so a failure reports this run's last lines, never an earlier run's.
+    writeSync(fd, `${START_MARK} ${new Date().toISOString()} ${plan.argv.join(' ')}\n`)
     const [cmd, ...args] = plan.argv as [string, ...string[]]
     const child = spawn(cmd, args, { cwd: plan.cwd, env: plan.env, stdio: ['ignore', fd, fd] })
     return new ChildHandle(child)
@@ -164,7 +169,9 @@ export function tailLines (path: string, n: number): string[] {
     const len = Math.min(size, 8192)
     const buf = Buffer.alloc(len)
     readSync(fd, buf, 0, len, size - len)
-    return buf.toString('utf8').split(/\r?\n/).map(l => l.trim()).filter(l => l !== '').slice(-n)
+    const lines = buf.toString('utf8').split(/\r?\n/).map(l => l.trim())
+    const start = lines.findLastIndex(l => l.startsWith(START_MARK))
+    return lines.slice(start + 1).filter(l => l !== '').slice(-n)
   } finally {
     closeSync(fd)
   }

@@ -74,23 +74,49 @@ export function positionOf (loaded: LoadedYaml, path: ReadonlyArray<PropertyKey>
   return undefined
 }
 
+/** Position of the key `key` itself in the map at `parent` (where an unknown field is written). */
+function keyPositionOf (loaded: LoadedYaml, parent: ReadonlyArray<PropertyKey>, key: string): { line: number, column: number } | undefined {
+  const node = parent.length === 0 ? loaded.doc.contents : loaded.doc.getIn(parent as unknown[], true)
+  if (!isMap(node)) return undefined
+  const pair = node.items.find(p => isScalar(p.key) && String(p.key.value) === key)
+  const range = isScalar(pair?.key) ? pair.key.range : undefined
+  if (!range) return undefined
+  const pos = loaded.lines.linePos(range[0])
+  return { line: pos.line, column: pos.col }
+}
+
 /** Parse `text` as YAML and validate with `schema`; every problem names file, line and field. */
 export function loadYamlWith<T> (text: string, file: string, schema: ZodType<T>): { value: T, loaded: LoadedYaml } {
   const loaded = parseYamlStrict(text, file)
-  const raw: unknown = loaded.doc.toJS({ maxAliasCount: 50 }) ?? {}
+  let raw: unknown
+  try {
+    raw = loaded.doc.toJS({ maxAliasCount: 50 }) ?? {}
+  } catch (err) {
+    // e.g. an alias bomb: "Excessive alias count indicates a resource exhaustion attack".
+    throw new InputError([{ file, message: (err as Error).message }])
+  }
   const result = schema.safeParse(raw)
   if (result.success) return { value: result.data, loaded }
   const problems: InputProblem[] = result.error.issues.map(issue => {
     let path = issue.path
     let message = issue.message
+    let pos: { line: number, column: number } | undefined
+    if (issue.code === 'invalid_key') {
+      // A record key failed its own schema (e.g. a bad service name): say why, not just "invalid key".
+      const inner = (issue as { issues?: Array<{ message: string }> }).issues?.[0]?.message
+      if (inner) message = `invalid name: ${inner}`
+      pos = keyPositionOf(loaded, issue.path.slice(0, -1), String(issue.path.at(-1)))
+    }
     if (issue.code === 'unrecognized_keys') {
       const keys = (issue as { keys: string[] }).keys
       path = [...issue.path, keys[0]!]
       message = `unknown field "${keys[0]}"${suggest(keys[0]!, schemaKeysAt(schema, issue.path))}`
+      pos = keyPositionOf(loaded, issue.path, keys[0]!)
     }
-    const pos = positionOf(loaded, path)
+    pos ??= positionOf(loaded, path)
     return { file, line: pos?.line, column: pos?.column, field: path.map(String).join('.') || undefined, message }
   })
+  problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
   throw new InputError(problems)
 }
 

@@ -90,6 +90,10 @@ describe('security', () => {
     expect(spec.status).toBe(400)
     expect(JSON.stringify(await spec.json())).toContain('duplicate key \\"www\\"')
     expect((await post('/v1/services/NOT_A_NAME/propagate')).status).toBe(400)
+    // Names of members every object has must not reach an inherited value (this froze a leader once).
+    expect((await post('/v1/services/constructor/propagate')).status).toBe(400)
+    expect((await post('/v1/services/constructor/scale', { count: 1 })).status).toBe(400)
+    expect((await post('/v1/instances/www-1/migrate', { to: 'constructor' })).status).toBe(400)
     expect((await post('/v1/services/app/scale', { count: 'many' })).status).toBe(400)
     expect((await post('/v1/instances/x/migrate')).status).toBe(400)
     const after = await c.status()

@@ -39,6 +39,17 @@ describe('scheduler', () => {
     expect(JSON.stringify(w.doc)).toBe(before)
   })
 
+  it('names that are members of every object ("constructor", "__proto__") are unknown, never inherited', () => {
+    const w = launched()
+    const before = JSON.stringify(w.doc)
+    expect(w.command({ type: 'propagate', service: 'constructor' })).toMatch(/^NOT_FOUND: no service "constructor"/)
+    expect(w.command({ type: 'scale', service: 'toString', count: 1 })).toMatch(/^NOT_FOUND/)
+    expect(w.command({ type: 'migrate', instance: '__proto__' })).toMatch(/^NOT_FOUND/)
+    const www = Object.values(w.doc.instances).find(i => i.service === 'www')!
+    expect(w.command({ type: 'migrate', instance: www.id, to: 'constructor' })).toMatch(/^NOT_FOUND: no node "constructor"/)
+    expect(JSON.stringify(w.doc)).toBe(before)
+  })
+
   it('a dead node: its instances come back elsewhere, it is terminated and leaves the voters', () => {
     const w = launched()
     const victim = w.online('app')[0]!.split('@')[1]!

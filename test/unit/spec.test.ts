@@ -48,6 +48,21 @@ describe('cluster spec', () => {
     expect(p).toEqual(['5:services.www.depends_ob: unknown field "depends_ob"; did you mean "depends_on"?'])
   })
 
+  it('an unknown field is located at its key, not its value', () => {
+    const err = (() => { try { loadSpecText('clustr:\n  min_nodes: 3\nservices:\n  www:\n    command: [a]\n    helth: { tcp: {} }\n', 'c.yaml', '/') } catch (e) { return e as InputError } })()!
+    expect(err.problems.map(p => [p.field, p.line, p.column])).toEqual([['clustr', 1, 1], ['services.www.helth', 6, 5]])
+    expect(err.message).toContain('did you mean "cluster"?')
+  })
+
+  it('a service named like a member of every object ("constructor") is refused', () => {
+    expect(problems('services:\n  constructor:\n    command: [a]\n').join()).toContain('reserved')
+  })
+
+  it('a YAML alias bomb is an input error, not a crash', () => {
+    const bomb = 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nservices: {}\n'
+    expect(() => loadSpecText(bomb, 'bomb.yaml', '/')).toThrow(InputError)
+  })
+
   it('names unknown dependencies, cycles, min > max, and balancer routes outside depends_on', () => {
     const text = `services:\n${svc('a', '    depends_on: [b, nope]\n    min: 3\n    max: 2\n')}${svc('b', '    depends_on: [a]\n')}  lb:\n    port: 80\n    balancer:\n      routes:\n        - { path: /, service: a }\n`
     const p = problems(text).join('\n')
