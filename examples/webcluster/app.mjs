@@ -4,14 +4,19 @@
 //   PUT /api/kv/:key    → the db's PUT /kv/:key
 //   GET /health         → 200, whatever the db is doing (a db outage must not make the app look dead
 //                         and get it restarted, or pulled from the balancer, for nothing)
-// The db address comes from the dependency view the daemon keeps in WAKAME_DEPS_FILE: re-read on
-// SIGHUP (spec `on_change: reload`) and whenever the file changed, falling back to WAKAME_DEP_DB.
+// The db address comes from the config file the daemon renders from the spec's template
+// (APP_CONFIG, in WAKAME_INSTANCE_DIR; {"db": ["ip:port", ...]}), or else from the raw dependency
+// view in WAKAME_DEPS_FILE: re-read on SIGHUP (spec `on_change: reload`) and whenever the file
+// changed, falling back to WAKAME_DEP_DB.
 import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { log, readBody, sendJson, sendText, serve } from './common.mjs'
 
 const DB_TIMEOUT_MS = 2_000
 const MAX_VALUE_BYTES = 64 * 1024
-const depsFile = process.env.WAKAME_DEPS_FILE
+const depsFile = process.env.APP_CONFIG && process.env.WAKAME_INSTANCE_DIR
+  ? join(process.env.WAKAME_INSTANCE_DIR, process.env.APP_CONFIG)
+  : process.env.WAKAME_DEPS_FILE
 
 /** `ip:port` → {ip, port}; the port is after the last colon so IPv6 works (`::1:6380`, `[::1]:6380`). */
 function parseAddress (text) {
@@ -33,7 +38,8 @@ let badStamp = null // a file we could not parse: not retried (nor logged) until
 function readDeps (stamp) {
   try {
     const view = JSON.parse(readFileSync(depsFile, 'utf8'))
-    const first = view?.deps?.db?.[0]
+    // The rendered config lists addresses; the raw view lists endpoints.
+    const first = Array.isArray(view?.db) ? (view.db.length ? parseAddress(String(view.db[0])) : null) : view?.deps?.db?.[0]
     const db = first && typeof first.ip === 'string' && Number.isInteger(first.port) ? { ip: first.ip, port: first.port, id: first.id } : null
     if (stamp !== depsStamp) log('dependency view', { version: view?.version, db: db && addressText(db) })
     depsStamp = stamp

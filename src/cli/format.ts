@@ -16,6 +16,12 @@ export function formatStatus (s: StatusReport, color = false): string {
       const where = i.node ? `${i.node} ${i.ip ?? ''}${i.port ? `:${i.port}` : ''}` : '(waiting for a node)'
       const extra = [i.migratingTo ? `migrating to ${i.migratingTo}` : '', i.replaces ? `replaces ${i.replaces}` : '', i.volume ? `volume ${i.volume}` : '', i.error ?? ''].filter(Boolean).join(', ')
       lines.push(`    ${i.id.padEnd(10)} ${stateColor(i.state.padEnd(9))} ${where}${extra ? `  (${extra})` : ''}`)
+      // What it was told of its dependencies, and how its last on_change went.
+      if (i.deps) {
+        const given = Object.entries(i.deps).map(([svc, addrs]) => `${svc} ${addrs.length ? addrs.join(',') : '(none ONLINE)'}`).join('; ')
+        const oc = i.onChange ? `; last ${i.onChange.action} ${i.onChange.ok ? 'ok' : c('31', 'FAILED')}${i.onChange.note ? ` (${i.onChange.note})` : ''}` : ''
+        lines.push(`               -> ${given}${oc}`)
+      }
     }
   }
   lines.push('Agents:')

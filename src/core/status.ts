@@ -18,6 +18,10 @@ export interface InstanceStatus {
   error?: string
   /** Document version of the dependency view it was last given. */
   view?: number
+  /** Addresses of its dependencies it was last given, per service. */
+  deps?: Record<string, string[]>
+  rerenders?: number
+  onChange?: InstanceReport['onChange']
 }
 
 export interface ServiceStatus {
@@ -114,7 +118,10 @@ export function buildStatus (input: StatusInput): StatusReport {
             ...(rec.replaces ? { replaces: rec.replaces } : {}),
             ...(rec.volume ? { volume: rec.volume } : {}),
             ...(r?.error ? { error: r.error } : {}),
-            ...(r?.view !== undefined ? { view: r.view } : {})
+            ...(r?.view !== undefined ? { view: r.view } : {}),
+            ...(r?.deps && Object.keys(r.deps).length > 0 ? { deps: r.deps } : {}),
+            ...(r?.rerenders !== undefined ? { rerenders: r.rerenders } : {}),
+            ...(r?.onChange ? { onChange: r.onChange } : {})
           }
         })
         const desired = doc.phase === 'up' ? (doc.desired[name] ?? 0) : 0

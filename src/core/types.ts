@@ -134,7 +134,15 @@ export interface InstanceReport {
   port?: number
   /** Document version whose dependency view this instance has been given (and applied). */
   view?: number
-  /** Last error (FAIL) or note (e.g. "restarted: single instance"). */
+  /** Hash of the dependency view it has applied (equal across a service's instances once they agree). */
+  viewHash?: string
+  /** The addresses of its dependencies it was last given, per service. */
+  deps?: Record<string, string[]>
+  /** How many times its files were re-rendered with new content since it started here. */
+  rerenders?: number
+  /** The last on_change action and how it went. */
+  onChange?: { action: 'reload' | 'restart' | 'none', ok: boolean, at: string, output?: string, note?: string }
+  /** Last error (FAIL). */
   error?: string
 }
 

@@ -9,6 +9,8 @@ export interface Endpoint {
   node: NodeId
   ip: string
   port: number
+  /** ip:port, with an IPv6 address in brackets. */
+  address: string
 }
 
 /** service name → its serving endpoints, sorted by instance id (the same input gives the same view). */
@@ -32,7 +34,8 @@ export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Me
     if (m.hb.instances[inst.id]?.state !== 'ONLINE') continue
     const port = portOf(spec, inst)
     if (port === undefined) continue
-    view[inst.service]!.push({ id: inst.id, node: inst.node, ip: doc.nodes[inst.node]?.ip ?? m.hb.ip, port })
+    const ip = doc.nodes[inst.node]?.ip ?? m.hb.ip
+    view[inst.service]!.push({ id: inst.id, node: inst.node, ip, port, address: ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}` })
   }
   for (const list of Object.values(view)) list.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   return view

@@ -22,7 +22,8 @@ import { Supervisor, type InstanceDef } from '../supervisor/supervisor.js'
 import type { Logger } from '../util/log.js'
 import { CloudExecutor } from './executor.js'
 import { LeaderLoop, type SubmitResult } from './leader.js'
-import { Relations } from './relations.js'
+import { Relations } from '../relations/relations.js'
+import type { PeerInstance } from '../relations/rolling.js'
 
 /** Main loop period: membership, election and scheduling advance this often. */
 const TICK_MS = 100
@@ -78,7 +79,7 @@ export class Daemon {
       forgetAfterMs: 600_000
     })
     this.supervisor = new Supervisor({ dataDir: c.data_dir, bindIp: c.bind, nodeId: this.id, logger: this.log.child({ component: 'supervisor' }) })
-    this.relations = new Relations({ dataDir: c.data_dir, supervisor: this.supervisor, logger: this.log.child({ component: 'relations' }), selfArgv: opts.selfArgv, bindIp: c.bind })
+    this.relations = new Relations({ dataDir: c.data_dir, supervisor: this.supervisor, logger: this.log.child({ component: 'relations' }), selfArgv: opts.selfArgv, bindIp: c.bind, nodeId: this.id, cluster: c.cluster })
   }
 
   async start (): Promise<void> {
@@ -193,8 +194,9 @@ export class Daemon {
   private buildHeartbeat (t: number): Heartbeat {
     const instances: Record<string, InstanceReport> = {}
     for (const [id, r] of Object.entries(this.supervisor.reports())) {
-      const view = this.relations.viewVersion(id)
-      instances[id] = view === undefined ? r : { ...r, view }
+      const { failure, ...rel } = this.relations.report(id)
+      // A failed render or reload makes a running instance FAIL, with the reason.
+      instances[id] = failure && r.state === 'ONLINE' ? { ...r, ...rel, state: 'FAIL', error: failure } : { ...r, ...rel }
     }
     return {
       node: this.id,
@@ -357,10 +359,10 @@ export class Daemon {
         // A changed service spec (a relaunch with a new spec) gives a new definition: a restart.
         if (def && JSON.stringify(def.spec) !== JSON.stringify(inst.spec)) def = undefined
         if (def) {
-          await this.relations.update(inst, view, doc.version)
+          await this.relations.update(inst, view, doc.version, this.peersOf(doc, inst.rec.service, id))
         } else {
           // Adopted from an earlier daemon: bring its files up to date (reloading it if they change).
-          if (running[id]) await this.relations.update(inst, view, doc.version)
+          if (running[id]) await this.relations.update(inst, view, doc.version, this.peersOf(doc, inst.rec.service, id))
           // The env given at start stays as it was: later changes reach the instance through its files.
           const prepared = this.relations.prepare(inst, view, doc.version)
           def = this.instanceDef(inst, prepared.env, prepared.argv)
@@ -372,11 +374,25 @@ export class Daemon {
       for (const id of [...this.defs.keys()]) {
         if (!local.has(id)) { this.defs.delete(id); this.relations.forget(id) }
       }
+      // A rolling restart waiting for its turn is looked at again soon.
+      if (this.relations.hasPending()) setTimeout(() => this.scheduleRender(), 500)
     } catch (err) {
       this.log.error({ err: String((err as Error)?.stack ?? err) }, 'render failed')
     } finally {
       this.renderRunning = false
     }
+  }
+
+  /** The other instances of a service, as their nodes report them (for rolling restarts). */
+  private peersOf (doc: ClusterDoc, service: string, self: string): PeerInstance[] {
+    const out: PeerInstance[] = []
+    for (const rec of Object.values(doc.instances)) {
+      if (rec.service !== service || rec.id === self || rec.phase !== 'run' || rec.node === null) continue
+      const m = this.membership.get(rec.node)
+      const r = m?.hb.instances[rec.id]
+      out.push({ id: rec.id, state: r?.state ?? 'Offline', ...(r?.viewHash ? { viewHash: r.viewHash } : {}), live: m !== undefined && m.status !== 'dead' })
+    }
+    return out
   }
 
   private instanceDef (inst: LocalInstance, env: Record<string, string>, argv: string[] | undefined): InstanceDef {

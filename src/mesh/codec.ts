@@ -20,6 +20,10 @@ const InstanceReportSchema = z.object({
   state,
   port: z.number().int().min(1).max(65535).optional(),
   view: count.optional(),
+  viewHash: z.string().regex(/^[0-9a-f]{1,64}$/).optional(),
+  deps: z.record(z.string().max(64), z.array(z.string().max(80)).max(256)).optional(),
+  rerenders: count.optional(),
+  onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string().max(40), output: z.string().max(2000).optional(), note: z.string().max(200).optional() }).optional(),
   error: z.string().max(2000).optional()
 })
 
@@ -28,7 +32,7 @@ export const HeartbeatSchema = z.object({
   peer: z.string().min(1).max(128),
   incarnation: count,
   seq: count,
-  ip: z.string().min(2).max(64),
+  ip: z.union([z.ipv4(), z.ipv6()]),
   mesh: z.string().max(256),
   api: z.string().max(256),
   load1: z.number().min(0).max(1e6),

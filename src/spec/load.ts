@@ -29,6 +29,9 @@ export function loadSpecText (text: string, file: string, dir: string): Spec {
   return spec
 }
 
+/** Files wakame keeps in an instance's directory. */
+const RESERVED_FILES = new Set(['deps.json', 'balancer.json', 'output.log', 'pid.json'])
+
 interface PathProblem { path: Array<string | number>, message: string }
 
 function located (loaded: LoadedYaml, p: PathProblem): InputProblem {
@@ -61,6 +64,9 @@ export function checkSpec (spec: Pick<Spec, 'cluster' | 'services'>): PathProble
       }
     }
     if ((s.health?.http || s.health?.tcp) && s.port === undefined) problems.push({ path: at('health'), message: 'an http or tcp health check needs the service\'s port' })
+    s.templates.forEach((t, i) => {
+      if (RESERVED_FILES.has(t.dest)) problems.push({ path: at('templates', i, 'dest'), message: `"${t.dest}" is a file wakame writes itself; choose another name` })
+    })
     if (s.volume && s.max > 1) problems.push({ path: at('max'), message: 'a service with a volume runs as a single instance (max 1)' })
     if (s.balancer) {
       if (s.port === undefined) problems.push({ path: at('port'), message: 'a balancer needs a port to listen on' })

@@ -27,6 +27,19 @@ export const HealthSchema = z.strictObject({
   failures: z.number().int().min(1).max(100).default(3)
 }).refine(h => [h.http, h.tcp, h.command].filter(Boolean).length <= 1, 'give at most one of http, tcp, command')
 
+export const TEMPLATE_FORMATS = ['json', 'yaml', 'shell', 'ini', 'xml', 'text', 'conf'] as const
+
+export const TemplateSchema = z.strictObject({
+  /** Template file, relative to the spec's directory (give this or `text`). */
+  source: z.string().min(1).optional(),
+  /** Inline template text. */
+  text: z.string().max(65_536).optional(),
+  /** File name it is rendered to, in the instance's directory (WAKAME_INSTANCE_DIR). */
+  dest: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'a plain file name (no directories)'),
+  /** How `<%= value %>` is escaped: for the file format the template produces. */
+  format: z.enum(TEMPLATE_FORMATS)
+}).refine(t => (t.source === undefined) !== (t.text === undefined), 'give exactly one of source and text')
+
 export const RouteSchema = z.strictObject({
   /** Path prefix, e.g. `/api`; the longest matching prefix wins. */
   path: z.string().regex(/^\/[A-Za-z0-9._~\-/]*$/, 'a route path starts with "/" and holds only URL-safe characters'),
@@ -58,7 +71,14 @@ export const ServiceSchema = z.strictObject({
   }).default({ signal: 'SIGTERM', timeout_ms: 10_000 }),
   /** What a running instance does when the instances of its dependencies change. */
   on_change: z.enum(['reload', 'restart', 'none']).default('none'),
-  reload: z.strictObject({ signal: signal.default('SIGHUP') }).default({ signal: 'SIGHUP' }),
+  /** How to reload: a signal (default SIGHUP), or a command run next to the instance (exit 0 = done). */
+  reload: z.strictObject({
+    signal: signal.default('SIGHUP'),
+    command: argv.optional(),
+    timeout_ms: ms(10_000)
+  }).default({ signal: 'SIGHUP', timeout_ms: 10_000 }),
+  /** Config files rendered from the dependency view (Eta templates), re-rendered when it changes. */
+  templates: z.array(TemplateSchema).max(16).default([]),
   /** How long the leader waits for dependents to stop using an instance before stopping it. */
   drain_timeout_ms: ms(5_000),
   /** A persistent volume that follows the (single) instance when it moves. */
@@ -86,6 +106,8 @@ export type ParsedSpec = z.output<typeof SpecSchema>
 export type ServiceSpec = z.output<typeof ServiceSchema> & { max: number }
 export type HealthSpec = z.output<typeof HealthSchema>
 export type RouteSpec = z.output<typeof RouteSchema>
+export type TemplateSpec = z.output<typeof TemplateSchema>
+export type TemplateFormat = TemplateSpec['format']
 
 /** A validated spec, as carried in the cluster state. `dir` resolves relative paths in commands. */
 export interface Spec {

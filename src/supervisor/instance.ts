@@ -8,7 +8,7 @@ import type { Logger } from '../util/log.js'
 import { Backoff, TimerGroup } from './backoff.js'
 import { checkKind, runCheck } from './health.js'
 import { instanceDir, procStat, removePidFile, writePidFile, type PidFile } from './pidfile.js'
-import { AdoptedHandle, planLaunch, spawnInstance, tailLines, type ExitInfo, type LaunchPlan, type ProcHandle } from './process.js'
+import { AdoptedHandle, planLaunch, runReloadCommand, spawnInstance, tailLines, type ExitInfo, type LaunchPlan, type ProcHandle } from './process.js'
 import { DEFAULT_STOP, SETTLE_MS, type BackoffOptions, type InstanceDef } from './types.js'
 
 export interface RunnerContext {
@@ -139,12 +139,21 @@ export class InstanceRunner {
     this.start()
   }
 
-  reload (): void {
-    const signal = this.def?.spec.reload.signal ?? 'SIGHUP'
-    if (!this.proc || this.terminating || !this.proc.kill(signal)) {
+  /** Reload: the spec's reload command (run next to the instance, with its env), else its signal. */
+  async reload (): Promise<string> {
+    const r = this.def?.spec.reload
+    if (!this.proc || this.terminating) {
       throw new WakameError('INSTANCE_NOT_RUNNING', `instance ${this.id} is not running (${this.state}): nothing to reload`)
     }
+    if (r?.command && this.plan) {
+      const out = await runReloadCommand(r.command, this.plan, r.timeout_ms)
+      this.log.info({ command: r.command }, 'reload command succeeded')
+      return out
+    }
+    const signal = r?.signal ?? 'SIGHUP'
+    if (!this.proc.kill(signal)) throw new WakameError('INSTANCE_NOT_RUNNING', `instance ${this.id} is not running (${this.state}): nothing to reload`)
     this.log.info({ signal }, 'reload signal sent')
+    return ''
   }
 
   /** Leave the desired set: stop gracefully (or cancel a pending restart). Resolves once dropped. */

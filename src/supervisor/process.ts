@@ -1,6 +1,6 @@
 // Running one instance's process: what to run (argv, cwd, env), spawning it with its output appended
 // to a log file, and a common handle over our own children and processes adopted from a previous daemon.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, readSync, fstatSync, writeSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { WakameError } from '../util/errors.js'
@@ -175,4 +175,20 @@ export function tailLines (path: string, n: number): string[] {
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * Run a reload command without a shell, in the instance's directory and environment. Resolves with
+ * its output; rejects with an error carrying the output when it fails or times out.
+ */
+export async function runReloadCommand (argv: string[], plan: Pick<LaunchPlan, 'cwd' | 'env'>, timeoutMs: number): Promise<string> {
+  const [cmd, ...args] = resolveProgram(argv) as [string, ...string[]]
+  return await new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd: plan.cwd, env: plan.env, timeout: timeoutMs, maxBuffer: 256 * 1024 }, (err, stdout, stderr) => {
+      const output = `${stdout}${stderr}`.trim().split(/\r?\n/).slice(-10).join('\n')
+      if (!err) return resolve(output)
+      const why = (err as { killed?: boolean }).killed ? `timed out after ${timeoutMs} ms` : `exited with ${(err as { code?: unknown }).code ?? 'an error'}`
+      reject(new WakameError('RELOAD_FAILED', `reload command ${why}${output ? `: ${output}` : ''}`))
+    })
+  })
 }

@@ -88,9 +88,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.runners.get(id)?.pid
   }
 
-  /** Send the spec's reload signal (default SIGHUP) to a running instance. */
-  async reload (id: string): Promise<void> {
-    this.get(id).reload()
+  /** Reload a running instance: its reload command, or its reload signal (default SIGHUP). Returns the command's output. */
+  async reload (id: string): Promise<string> {
+    return await this.get(id).reload()
   }
 
   /** Stop then start one instance at once (on_change: restart). Resolves when it is Starting again. */

@@ -6,6 +6,7 @@ import { localInstances } from '../../src/core/local-plan.js'
 import type { Observed, ObservedNode } from '../../src/core/observed.js'
 import { newLeaderMemory, schedule } from '../../src/core/scheduler.js'
 import { emptyDoc, type ClusterDoc, type InstanceState } from '../../src/core/types.js'
+import { loadSpecFile } from '../../src/spec/load.js'
 import type { Spec } from '../../src/spec/schema.js'
 
 export interface WorldNode {
@@ -120,16 +121,7 @@ function applyOk (doc: ClusterDoc, cmd: Command): ClusterDoc {
   return r.doc
 }
 
+/** The example web cluster's spec (the same file the demo and the e2e tests launch). */
 export function webSpec (): Spec {
-  const base = { env: {}, max_per_node: 1, stop: { signal: 'SIGTERM' as const, timeout_ms: 1000 }, on_change: 'none' as const, reload: { signal: 'SIGHUP' as const }, drain_timeout_ms: 5000 }
-  return {
-    dir: '/srv',
-    cluster: { min_nodes: 3, max_nodes: 8, max_instances_per_node: 2 },
-    services: {
-      db: { ...base, command: ['db'], port: 6380, depends_on: [], min: 1, max: 1, volume: { name: 'db-data', size_gb: 8 } },
-      www: { ...base, command: ['www'], port: 8082, depends_on: [], min: 1, max: 3 },
-      app: { ...base, command: ['app'], port: 8081, depends_on: ['db'], min: 1, max: 4, on_change: 'reload' },
-      lb: { ...base, port: 8080, depends_on: ['www', 'app'], min: 1, max: 1, balancer: { kind: 'builtin', routes: [{ path: '/api', service: 'app' }, { path: '/', service: 'www' }] } }
-    }
-  }
+  return loadSpecFile(new URL('../../examples/webcluster/cluster.yaml', import.meta.url).pathname)
 }
