@@ -331,7 +331,9 @@ function progressDrains (ctx: Ctx): void {
   for (const inst of Object.values(d.instances)) {
     if (inst.phase !== 'drain') { mem.drainSince.delete(inst.id); continue }
     if (!mem.drainSince.has(inst.id)) mem.drainSince.set(inst.id, now)
-    const serving = reportedState(obs, inst.node, inst.id)?.state === 'ONLINE'
+    // A stateful instance that is moving has no other instance to send its dependents to: stop it
+    // at once, the outage is stop + move + start either way.
+    const serving = reportedState(obs, inst.node, inst.id)?.state === 'ONLINE' && !(inst.volume && inst.migratingTo)
     const timeout = d.spec?.services[inst.service]?.drain_timeout_ms ?? 5_000
     const timedOut = now - mem.drainSince.get(inst.id)! >= timeout
     if (!serving || timedOut || dependentsCaughtUp(d, obs, inst)) {

@@ -41,6 +41,13 @@ export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Me
   return view
 }
 
+/** The view as addresses only, per service (what an instance was "given"). */
+export function viewAddresses (view: DependencyView): Record<string, string[]> {
+  const out: Record<string, string[]> = {}
+  for (const [svc, list] of Object.entries(view)) out[svc] = list.map(e => e.address)
+  return out
+}
+
 /**
  * The node knows enough to render: it holds the current leader's document, and every node in that
  * document has either been heard since this daemon started or been silent long enough to be judged.

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path'
 import { renderBuiltinConfig } from '../balancers/builtin/render.js'
 import type { LocalInstance } from '../core/local-plan.js'
 import type { InstanceReport } from '../core/types.js'
-import type { DependencyView } from '../core/views.js'
+import { viewAddresses, type DependencyView } from '../core/views.js'
 import { writeFileAtomicSync } from '../store/atomic.js'
 import type { Supervisor } from '../supervisor/supervisor.js'
 import type { Logger } from '../util/log.js'
@@ -76,10 +76,10 @@ export class Relations {
     }
     rel.appliedVersion = version
     rel.viewHash = hashView(view)
-    rel.deps = addresses(view)
+    rel.deps = viewAddresses(view)
     const env: Record<string, string> = { WAKAME_DEPS_FILE: join(dir, 'deps.json'), WAKAME_INSTANCE_DIR: dir }
     for (const [service, endpoints] of Object.entries(view)) {
-      env[`WAKAME_DEP_${service.toUpperCase().replace(/-/g, '_')}`] = endpoints.map(e => hostPort(e.ip, e.port)).join(',')
+      env[`WAKAME_DEP_${service.toUpperCase().replace(/-/g, '_')}`] = endpoints.map(e => e.address).join(',')
     }
     const argv = inst.spec.balancer
       ? [...this.deps.selfArgv, 'balancer', '--config', join(dir, 'balancer.json'), '--listen', hostPort(this.deps.bindIp, inst.port!)]
@@ -109,7 +109,7 @@ export class Relations {
     if (rel.applied === undefined) rel.applied = hashFiles(readFiles(dir, files))
     if (hash === rel.applied) {
       // Nothing new for the instance (a document change elsewhere): it is up to date at this version.
-      Object.assign(rel, { appliedVersion: version, viewHash, deps: addresses(view), pendingSince: undefined })
+      Object.assign(rel, { appliedVersion: version, viewHash, deps: viewAddresses(view), pendingSince: undefined })
       if (rel.failure && rel.lastChange?.ok !== false) rel.failure = undefined
       return
     }
@@ -139,7 +139,7 @@ export class Relations {
       rel.failure = `on_change ${action} failed: ${message}`
       this.deps.logger.warn({ instance: id, action, err: message }, 'on_change action failed')
     }
-    Object.assign(rel, { applied: hash, appliedVersion: version, viewHash, deps: addresses(view) })
+    Object.assign(rel, { applied: hash, appliedVersion: version, viewHash, deps: viewAddresses(view) })
   }
 
   /** True while a rolling restart waits for its turn (the caller re-renders until it happens). */
@@ -215,11 +215,6 @@ function hashView (view: DependencyView): string {
   return createHash('sha256').update(JSON.stringify(view)).digest('hex').slice(0, 16)
 }
 
-function addresses (view: DependencyView): Record<string, string[]> {
-  const out: Record<string, string[]> = {}
-  for (const [s, list] of Object.entries(view)) out[s] = list.map(e => hostPort(e.ip, e.port))
-  return out
-}
 
 function hostPort (ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`
@@ -227,6 +222,6 @@ function hostPort (ip: string, port: number): string {
 
 function summarize (view: DependencyView): Record<string, string[]> {
   const out: Record<string, string[]> = {}
-  for (const [s, list] of Object.entries(view)) out[s] = list.map(e => `${e.id}@${hostPort(e.ip, e.port)}`)
+  for (const [s, list] of Object.entries(view)) out[s] = list.map(e => `${e.id}@${e.address}`)
   return out
 }

@@ -9,7 +9,7 @@ import { Backoff, TimerGroup } from './backoff.js'
 import { checkKind, runCheck } from './health.js'
 import { instanceDir, procStat, removePidFile, writePidFile, type PidFile } from './pidfile.js'
 import { AdoptedHandle, planLaunch, runReloadCommand, spawnInstance, tailLines, type ExitInfo, type LaunchPlan, type ProcHandle } from './process.js'
-import { DEFAULT_STOP, SETTLE_MS, type BackoffOptions, type InstanceDef } from './types.js'
+import { DEFAULT_STOP, SETTLE_MS, STARTING_CHECK_MS, type BackoffOptions, type InstanceDef } from './types.js'
 
 export interface RunnerContext {
   dataDir: string
@@ -278,7 +278,9 @@ export class InstanceRunner {
       if (this.state === 'Starting') this.fail(`not healthy within ${h.start_timeout_ms} ms: ${this.lastCheckError ?? 'no check finished'}`)
     })
     const target = { host: this.ctx.bindIp, port: def.port, cwd: this.plan?.cwd ?? def.specDir, env: this.plan?.env ?? {} }
-    const loop = (): void => this.run.after(h.interval_ms, () => {
+    // While Starting, check often: the sooner an instance is seen ONLINE, the sooner it serves
+    // (a moved db is back for its apps ~interval sooner). Once ONLINE, the spec's interval.
+    const loop = (): void => this.run.after(this.state === 'Starting' ? Math.min(h.interval_ms, STARTING_CHECK_MS) : h.interval_ms, () => {
       const gen = this.run.gen
       void runCheck(h, target).then(err => {
         if (gen !== this.run.gen) return // stopped, failed or restarted meanwhile

@@ -46,3 +46,6 @@ export const SETTLE_MS = 300
 
 /** Stop signal and timeout used when none is known (an adopted instance whose pid file lacks them). */
 export const DEFAULT_STOP = { signal: 'SIGTERM', timeout_ms: 10_000 } as const
+
+/** Health-check period while an instance is Starting (capped by the spec's interval). */
+export const STARTING_CHECK_MS = 100
