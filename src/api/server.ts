@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type
 import { z } from 'zod'
 import type { Command } from '../core/commands.js'
 import type { StatusReport } from '../core/status.js'
-import type { SubmitResult } from '../daemon/leader.js'
+import type { SubmitResult } from '../node/leader.js'
 import { loadSpecFile, loadSpecText } from '../spec/load.js'
 import { SERVICE_NAME } from '../spec/schema.js'
 import { isSafeKey } from '../core/keys.js'

@@ -4,7 +4,7 @@
 import { applyCommand, type Command, type CommandErrorCode } from '../core/commands.js'
 import type { Consensus } from '../core/consensus/consensus.js'
 import type { Observed } from '../core/observed.js'
-import { newLeaderMemory, schedule, type LeaderMemory } from '../core/scheduler.js'
+import { newLeaderMemory, schedule, type LeaderMemory, type SchedulerConfig } from '../core/scheduler.js'
 import { compareDocId, type ClusterDoc, type DocId, type NodeId } from '../core/types.js'
 import { checkDoc } from '../mesh/codec.js'
 import type { Logger } from '../util/log.js'
@@ -34,6 +34,7 @@ export interface LeaderLoopDeps {
   flush: () => void
   /** How long a submitted command waits for its document to commit. @default 10000 */
   commitTimeoutMs?: number
+  scheduler?: SchedulerConfig
 }
 
 export class LeaderLoop {
@@ -105,7 +106,7 @@ export class LeaderLoop {
         p.resolve({ ok: false, code: r.code, message: r.message })
       }
     }
-    const s = schedule({ doc, obs, mem: this.mem, now, term: c.currentTerm, self: this.deps.self })
+    const s = schedule({ doc, obs, mem: this.mem, now, term: c.currentTerm, self: this.deps.self, ...(this.deps.scheduler ? { cfg: this.deps.scheduler } : {}) })
     const invalid = s.next ? checkDoc(s.next) : undefined
     if (invalid) this.deps.logger.error({ invalid }, 'the scheduler produced an invalid document; not proposed (a bug: please report it)')
     else if (s.next) doc = s.next

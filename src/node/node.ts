@@ -1,0 +1,245 @@
+// One node's loop — membership, election, the leader's scheduling and cloud calls, heartbeats —
+// with everything outside it injected: time, randomness, the transport, the disk, the cloud and the
+// node's local work. The daemon wires it to libp2p, files, processes and EC2; the simulator wires
+// the very same code to a simulated network, disk and cloud.
+import { bootstrapVoters } from '../core/bootstrap.js'
+import type { Command } from '../core/commands.js'
+import { Consensus, type PersistentState } from '../core/consensus/consensus.js'
+import type { ConsensusConfig } from '../core/consensus/config.js'
+import type { ConsensusMsg } from '../core/consensus/messages.js'
+import { Membership, type Member, type MemberChange, type MembershipConfig } from '../core/membership.js'
+import type { Observed, ObservedNode } from '../core/observed.js'
+import type { SchedulerConfig } from '../core/scheduler.js'
+import { buildStatus, type StatusReport } from '../core/status.js'
+import { emptyDoc, type ClusterDoc, type Heartbeat, type InstanceReport, type NodeId } from '../core/types.js'
+import type { Provider } from '../providers/provider.js'
+import type { Logger } from '../util/log.js'
+import { CloudExecutor } from './executor.js'
+import { LeaderLoop, type SubmitResult } from './leader.js'
+
+export interface NodeIdentity {
+  id: NodeId
+  cluster: string
+  /** libp2p peer id (the simulator uses the node id). */
+  peer: string
+  ip: string
+  /** Address others dial (multiaddr). */
+  mesh: string
+  /** Admin API base URL. */
+  api: string
+  zone?: string
+  /** Launch decision that created this VM. */
+  launch?: string
+  bootstrapExpect: number
+  hasBootstrapPeers: boolean
+  /** A restart is a new incarnation (the daemon uses its start time). */
+  incarnation: number
+}
+
+export interface NodeTiming {
+  heartbeatIntervalMs: number
+  membership: MembershipConfig
+  consensus: ConsensusConfig
+  scheduler?: SchedulerConfig
+  /** With bootstrap peers, wait this long for an existing cluster before forming one. @default 2000 */
+  joinWaitMs?: number
+}
+
+/** What the node needs from outside. */
+export interface NodePorts {
+  publishHeartbeat: (hb: Heartbeat) => void
+  publishControl: (msg: ConsensusMsg) => void
+  /** Must be durable when it returns (etcd's Ready contract: persist, then send). */
+  persist: (state: PersistentState) => void
+  provider: Provider
+  /** What this node reports about its instances (supervisor and relations). */
+  localReports: () => Record<string, InstanceReport>
+  /** The committed document or the membership changed: local work may need redoing. */
+  localWorkChanged: () => void
+  /** 1-minute load average. */
+  load: () => number
+  logger: Logger
+  rng: () => number
+  /** Time for the executor's lease checks, between ticks. */
+  now: () => number
+}
+
+export class NodeCore {
+  readonly id: NodeId
+  readonly membership: Membership
+  readonly consensus: Consensus
+  private readonly leader: LeaderLoop
+  private readonly executor: CloudExecutor
+  private hbSeq = 0
+  private lastHeartbeatAt = -Infinity
+  private readonly startedAt: number
+
+  constructor (readonly me: NodeIdentity, readonly timing: NodeTiming, private readonly ports: NodePorts, persisted: PersistentState | null, amnesic: boolean, now: number) {
+    this.id = me.id
+    this.startedAt = now
+    this.membership = new Membership(me.id, timing.membership)
+    this.consensus = new Consensus(me.id, persisted, now, ports.rng, timing.consensus, amnesic)
+    this.leader = new LeaderLoop({ self: me.id, consensus: this.consensus, observe: (t) => this.observe(t), logger: ports.logger.child({ component: 'leader' }), flush: () => this.flush(), ...(timing.scheduler ? { scheduler: timing.scheduler } : {}) })
+    this.executor = new CloudExecutor({
+      self: me.id,
+      provider: ports.provider,
+      logger: ports.logger.child({ component: 'executor' }),
+      canAct: () => this.consensus.canAct(ports.now()),
+      report: (cmd) => this.leader.report(cmd),
+      onLaunchFailure: () => this.leader.noteLaunchFailure(ports.now()),
+      bootstrapAddrs: () => this.membership.live().map(m => m.hb.mesh).filter(Boolean)
+    })
+  }
+
+  // ---- inputs ----
+
+  tick (now: number): void {
+    for (const ch of this.membership.tick(now)) this.onMemberChange(ch, now)
+    this.consensus.tick(now)
+    this.maybeBootstrap(now)
+    this.flush()
+    this.leader.tick(now)
+    const committed = this.consensus.committed
+    if (this.consensus.currentRole === 'leader' && committed && this.consensus.canAct(now)) this.executor.reconcile(committed, now)
+    if (now - this.lastHeartbeatAt >= this.timing.heartbeatIntervalMs) this.sendHeartbeat(now)
+  }
+
+  onHeartbeat (hb: Heartbeat, now: number): void {
+    if (hb.node === this.id) return
+    const prev = this.membership.get(hb.node)?.hb
+    const ch = this.membership.heartbeat(hb, now)
+    if (ch) this.onMemberChange(ch, now)
+    this.consensus.heartbeat(hb, now)
+    this.flush()
+    // Instance states changed somewhere: dependency views may change.
+    if (!ch && prev && prev.instances !== hb.instances && JSON.stringify(prev.instances) !== JSON.stringify(hb.instances)) this.ports.localWorkChanged()
+  }
+
+  onControl (msg: ConsensusMsg, now: number): void {
+    this.consensus.step(msg, now)
+    this.flush()
+  }
+
+  /** The transport lost its connection to a member: suspect. */
+  disconnected (id: NodeId, now: number): void {
+    const ch = this.membership.disconnected(id, now)
+    if (ch) this.onMemberChange(ch, now)
+  }
+
+  /** A redial of a suspect member was refused: the daemon is gone. */
+  refused (id: NodeId, now: number): void {
+    const ch = this.membership.refused(id, now)
+    if (ch) this.onMemberChange(ch, now)
+  }
+
+  /** Publish a heartbeat now (also when local instances changed, for fast dissemination). */
+  sendHeartbeat (now: number): void {
+    this.lastHeartbeatAt = now
+    const hb = this.buildHeartbeat(now)
+    this.membership.heartbeat(hb, now)
+    this.ports.publishHeartbeat(hb)
+  }
+
+  get lastHeartbeat (): number { return this.lastHeartbeatAt }
+
+  async submit (cmd: Command): Promise<SubmitResult> {
+    return await this.leader.submit(cmd)
+  }
+
+  // ---- queries ----
+
+  status (now: number): StatusReport {
+    const c = this.consensus
+    return buildStatus({ doc: c.committed ?? c.acceptedDoc, members: this.memberMap(), self: this.id, leader: c.currentLeader, term: c.currentTerm, now, cluster: this.me.cluster })
+  }
+
+  memberMap (): Map<NodeId, Member> {
+    return new Map(this.membership.all().map(m => [m.id, m]))
+  }
+
+  get uptimeSince (): number { return this.startedAt }
+
+  // ---- internals ----
+
+  /** Persist first, then send, then act on what was committed (etcd's Ready contract). */
+  private flush (): void {
+    const rd = this.consensus.ready()
+    if (rd.persist) this.ports.persist(rd.persist)
+    for (const m of rd.send) this.ports.publishControl(m)
+    for (const e of rd.events) this.ports.logger.info({ ...e }, `consensus: ${e.type}`)
+    if (rd.committed) this.ports.localWorkChanged()
+  }
+
+  private buildHeartbeat (now: number): Heartbeat {
+    const m = this.me
+    return {
+      node: m.id,
+      peer: m.peer,
+      incarnation: m.incarnation,
+      seq: ++this.hbSeq,
+      ip: m.ip,
+      mesh: m.mesh,
+      api: m.api,
+      load1: this.ports.load(),
+      ...(m.zone ? { zone: m.zone } : {}),
+      ...this.consensus.heartbeatFields(now),
+      bootstrapExpect: m.bootstrapExpect,
+      ...(m.launch ? { launch: m.launch } : {}),
+      instances: this.ports.localReports()
+    }
+  }
+
+  private onMemberChange (ch: MemberChange, now: number): void {
+    this.ports.logger.info({ member: ch.id, from: ch.from, to: ch.to, reason: ch.reason }, `member ${ch.id} is ${ch.to}`)
+    if (ch.to === 'dead') this.consensus.leaderIsDead(ch.id, now)
+    this.ports.localWorkChanged()
+  }
+
+  private maybeBootstrap (now: number): void {
+    if (this.consensus.acceptedDoc) return
+    const voters = bootstrapVoters({
+      self: this.id,
+      expect: this.me.bootstrapExpect,
+      members: this.membership.all(),
+      now,
+      startedAt: this.startedAt,
+      joinWaitMs: this.timing.joinWaitMs ?? 2_000,
+      hasBootstrapPeers: this.me.hasBootstrapPeers
+    })
+    if (!voters) return
+    const doc: ClusterDoc = emptyDoc(this.me.cluster)
+    doc.voters = voters
+    for (const id of voters) {
+      const hb = this.membership.get(id)?.hb
+      if (hb) doc.nodes[id] = { id, ip: hb.ip, peer: hb.peer, ...(hb.zone ? { zone: hb.zone } : {}), ...(hb.launch ? { launch: hb.launch } : {}) }
+    }
+    this.ports.logger.info({ voters }, 'forming a new cluster')
+    this.consensus.bootstrap(doc, now)
+  }
+
+  /** What the leader's scheduler sees. */
+  private observe (now: number): Observed {
+    const nodes = new Map<string, ObservedNode>()
+    const term = this.consensus.currentTerm
+    for (const m of this.membership.all()) {
+      nodes.set(m.id, {
+        id: m.id,
+        status: m.status,
+        ip: m.hb.ip,
+        peer: m.hb.peer,
+        ...(m.hb.zone ? { zone: m.hb.zone } : {}),
+        current: m.id === this.id ? this.consensus.isCurrent : (!m.hb.joining && m.hb.term === term),
+        committed: m.hb.committed,
+        ...(m.hb.launch ? { launch: m.hb.launch } : {}),
+        instances: m.hb.instances
+      })
+    }
+    const doc = this.consensus.acceptedDoc
+    for (const [id, n] of Object.entries(doc?.nodes ?? {})) {
+      if (nodes.has(id)) continue
+      // In the document but never heard since this node started: dead once that is meaningful.
+      nodes.set(id, { id, status: now - this.startedAt > this.timing.membership.deadAfterMs ? 'dead' : 'unknown', ip: n.ip, peer: n.peer, current: false, committed: null, instances: {} })
+    }
+    return { nodes }
+  }
+}
