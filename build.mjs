@@ -26,3 +26,6 @@ await build({
   },
 })
 chmodSync('dist/wakame.mjs', 0o755)
+
+// The simulator (npm run sim): the same cores on simulated time.
+await build({ ...common, entryPoints: ['src/sim/cli.ts'], format: 'esm', outfile: 'dist/sim.mjs', banner: { js: "import { createRequire as __wakameCreateRequire } from 'node:module'; const require = __wakameCreateRequire(import.meta.url);" } })

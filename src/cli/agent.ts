@@ -6,6 +6,7 @@ import { Daemon } from '../daemon/daemon.js'
 import { loadPsk, loadToken } from '../mesh/keys.js'
 import { loadSpecFile } from '../spec/load.js'
 import { LocalProvider, startOwnerWatchdog } from '../providers/local/local-provider.js'
+import { procStat } from '../providers/local/proc.js'
 import type { Provider } from '../providers/provider.js'
 import { WakameError } from '../util/errors.js'
 import { createLogger, type Logger } from '../util/log.js'
@@ -51,7 +52,9 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
     // The demo or test run that owns this local cluster is gone: take this VM (our process group) down.
     startOwnerWatchdog(owner, () => {
       logger.warn({ owner }, 'the owner of this local cluster is gone; stopping this VM')
-      try { process.kill(-process.pid, 'SIGKILL') } catch { process.exit(1) }
+      // Our group is the VM's: led by its init (vm-init), or by this daemon when started without one.
+      const pgid = procStat(process.pid)?.pgrp ?? process.pid
+      try { process.kill(-pgid, 'SIGKILL') } catch { process.exit(1) }
     })
   }
 }
@@ -67,6 +70,7 @@ function makeProvider (cfg: DaemonConfig, logger: Logger): Provider {
     firstHost: local.first_host,
     meshPort: cfg.mesh_port,
     apiPort: cfg.api_port,
+    initArgv: [...selfArgv(), 'vm-init', '--'],
     agentArgv: [...selfArgv(), 'agent'],
     agentConfig: (vm) => localVmConfig(cfg, vm),
     ...(Number.isInteger(owner) && owner > 0 ? { ownerPid: owner } : {}),

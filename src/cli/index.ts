@@ -125,6 +125,14 @@ export function buildProgram (): Command {
     .requiredOption('--config <file>').requiredOption('--listen <host:port>')
     .action(async (o: { config: string, listen: string }) => { await balancerMain(['--config', o.config, '--listen', o.listen]) })
 
+  program.command('vm-init', { hidden: true })
+    .description('a local VM\'s init: runs the daemon given after --, restarts it if it dies')
+    .argument('<argv...>', 'the daemon\'s command line').allowUnknownOption()
+    .action(async (argv: string[]) => {
+      const { runVmInit } = await import('../providers/local/vm-init.js')
+      await runVmInit(argv)
+    })
+
   return program
 }
 

@@ -19,10 +19,12 @@ export function bootstrapVoters (input: BootstrapInput): NodeId[] | undefined {
   const { self, expect, members, now, startedAt } = input
   if (expect === 0) return undefined
   const live = members.filter(m => m.status === 'alive')
-  // Someone already belongs to a cluster: join it (pull its document) instead of forming another.
-  if (live.some(m => m.id !== self && (m.hb.accepted !== null || m.hb.term > 0))) return undefined
+  // A node holding only the bootstrap document (0, 1) is still forming the cluster with us.
+  const forming = (m: Member) => m.hb.accepted === null || (m.hb.accepted.term === 0 && m.hb.accepted.version === 1)
+  // Someone already belongs to a formed cluster: join it (pull its document) instead of forming another.
+  if (live.some(m => m.id !== self && !forming(m))) return undefined
   if (input.hasBootstrapPeers && now - startedAt < input.joinWaitMs) return undefined
-  const eligible = live.filter(m => m.hb.accepted === null && m.hb.bootstrapExpect > 0).map(m => m.id)
+  const eligible = live.filter(m => forming(m) && m.hb.bootstrapExpect > 0).map(m => m.id)
   if (!eligible.includes(self)) eligible.push(self)
   if (eligible.length < expect) return undefined
   const voters = eligible.sort().slice(0, expect)

@@ -39,6 +39,11 @@ export interface MemberChange { id: NodeId, from: MemberStatus | 'new', to: Memb
 
 export class Membership {
   private readonly members = new Map<NodeId, Member>()
+  /**
+   * No member can change state before this time, so tick() skips its scan until then: a heartbeat
+   * only moves a deadline later, and status changes lower this. Keeps tick O(1) in a steady cluster.
+   */
+  private nextCheckAt = -Infinity
   constructor (readonly self: NodeId, readonly cfg: MembershipConfig = DEFAULT_MEMBERSHIP) {}
 
   /** Record a heartbeat. Returns the change it caused, if any. */
@@ -54,6 +59,7 @@ export class Membership {
       return undefined
     }
     this.members.set(hb.node, { id: hb.node, status: 'alive', heardAt: now, since: now, hb })
+    this.nextCheckAt = Math.min(this.nextCheckAt, now + this.cfg.suspectAfterMs)
     return { id: hb.node, from: 'new', to: 'alive', reason: 'first heartbeat' }
   }
 
@@ -74,14 +80,18 @@ export class Membership {
   }
 
   tick (now: number): MemberChange[] {
+    if (now < this.nextCheckAt) return []
     const changes: MemberChange[] = []
+    let next = Infinity
     for (const m of this.members.values()) {
       if (m.id === this.self) continue
       const silent = now - m.heardAt
-      if (m.status !== 'dead' && silent >= this.cfg.deadAfterMs) changes.push(this.set(m, 'dead', now, `silent for ${silent} ms`))
-      else if (m.status === 'alive' && silent >= this.cfg.suspectAfterMs) changes.push(this.set(m, 'suspect', now, `silent for ${silent} ms`))
-      else if (m.status === 'dead' && now - m.since >= this.cfg.forgetAfterMs) this.members.delete(m.id)
+      if (m.status !== 'dead' && silent >= this.cfg.deadAfterMs) changes.push(this.set(m, 'dead', now, `silent for ${Math.round(silent)} ms`))
+      else if (m.status === 'alive' && silent >= this.cfg.suspectAfterMs) changes.push(this.set(m, 'suspect', now, `silent for ${Math.round(silent)} ms`))
+      else if (m.status === 'dead' && now - m.since >= this.cfg.forgetAfterMs) { this.members.delete(m.id); continue }
+      next = Math.min(next, m.status === 'alive' ? m.heardAt + this.cfg.suspectAfterMs : m.status === 'suspect' ? m.heardAt + this.cfg.deadAfterMs : m.since + this.cfg.forgetAfterMs)
     }
+    this.nextCheckAt = next
     return changes
   }
 
@@ -94,6 +104,7 @@ export class Membership {
 
   private set (m: Member, to: MemberStatus, now: number, reason: string): MemberChange {
     const from = m.status
+    this.nextCheckAt = -Infinity // deadlines changed: look again at the next tick
     m.status = to
     m.since = now
     m.reason = to === 'alive' ? undefined : reason

@@ -14,6 +14,8 @@ export interface ObservedNode {
   current: boolean
   committed: DocId | null
   launch?: string
+  /** Lost its persisted state (it must leave the voters, then come back). */
+  amnesic?: boolean
   instances: Record<InstanceId, InstanceReport>
 }
 

@@ -16,9 +16,15 @@ export interface SchedulerConfig {
   launchRetryMs: number
   /** A launched VM that has not joined the mesh by then is terminated and reported. @default 120000 */
   joinDeadlineMs: number
+  /**
+   * A dead node is terminated (its volumes moved, its vote given away) only after this long dead:
+   * a crashed daemon on a healthy VM comes back within seconds. Its stateless instances are
+   * replaced at once. @default 10000
+   */
+  deadGraceMs: number
 }
 
-export const DEFAULT_SCHEDULER: SchedulerConfig = { maxVoters: 5, launchRetryMs: 10_000, joinDeadlineMs: 120_000 }
+export const DEFAULT_SCHEDULER: SchedulerConfig = { maxVoters: 5, launchRetryMs: 10_000, joinDeadlineMs: 120_000, deadGraceMs: 10_000 }
 
 /** Leader-local memory between ticks (not replicated: a new leader starts its timers afresh). */
 export interface LeaderMemory {
@@ -28,10 +34,12 @@ export interface LeaderMemory {
   lastLaunchFailure: number
   /** When each launched VM was first seen launched but not joined. */
   launchedSince: Map<string, number>
+  /** When this leader first saw each node dead. */
+  deadSince: Map<string, number>
 }
 
 export function newLeaderMemory (): LeaderMemory {
-  return { drainSince: new Map(), lastLaunchFailure: -Infinity, launchedSince: new Map() }
+  return { drainSince: new Map(), lastLaunchFailure: -Infinity, launchedSince: new Map(), deadSince: new Map() }
 }
 
 export interface ScheduleInput {
@@ -124,13 +132,24 @@ function admitNodes (ctx: Ctx): void {
   }
 }
 
+/**
+ * A dead node's stateless instances are replaced at once (a replacement is cheap; if the node comes
+ * back, it stops its old ones). The node itself is terminated, its stateful instances moved and its
+ * vote given away only after `deadGraceMs`: a daemon that crashed on a healthy VM is back within
+ * seconds (systemd restarts it) with its db still running, and terminating it would turn a brief
+ * fault into a permanent one.
+ */
 function handleDeadNodes (ctx: Ctx): void {
-  const { d, obs } = ctx
+  const { d, obs, mem, now } = ctx
+  for (const id of [...mem.deadSince.keys()]) if (obs.nodes.get(id)?.status !== 'dead') mem.deadSince.delete(id)
   for (const id of Object.keys(d.nodes)) {
     if (id === ctx.self || obs.nodes.get(id)?.status !== 'dead') continue
+    if (!mem.deadSince.has(id)) mem.deadSince.set(id, now)
+    const graceOver = now - mem.deadSince.get(id)! >= ctx.cfg.deadGraceMs
     for (const inst of Object.values(d.instances)) {
       if (inst.node !== id) continue
       if (inst.volume) {
+        if (!graceOver) continue
         // A stateful instance is gone only once its VM is: until then it might still write.
         if (inst.phase !== 'stop') { inst.phase = 'stop'; inst.drainVersion = d.version + 1; ctx.notes.push(`${inst.id}: its node ${id} is dead; waiting for the node to be terminated before moving ${inst.volume}`) }
       } else {
@@ -138,17 +157,24 @@ function handleDeadNodes (ctx: Ctx): void {
         ctx.notes.push(`${inst.id}: its node ${id} is dead; a replacement will be placed`)
       }
     }
-    if (!d.terminations[id]) {
+    if (graceOver && !d.terminations[id]) {
       d.terminations[id] = { node: id, reason: 'dead', status: 'pending' }
       ctx.notes.push(`node ${id} is dead: terminate it`)
     }
   }
 }
 
+/** Dead past the grace period (or being terminated): it gives its place away. */
+function gone (ctx: Ctx, id: NodeId): boolean {
+  const since = ctx.mem.deadSince.get(id)
+  return !!ctx.d.terminations[id] || !ctx.d.nodes[id] || (since !== undefined && ctx.now - since >= ctx.cfg.deadGraceMs)
+}
+
 /** Keep `min_nodes` running, and launch a VM when instances wait for room. */
 function ensureNodes (ctx: Ctx, spec: Spec): void {
   const { d, obs } = ctx
-  const liveNodes = Object.keys(d.nodes).filter(id => !d.terminations[id] && obs.nodes.get(id)?.status !== 'dead').length
+  // A node dead for less than the grace period may come back: it still counts.
+  const liveNodes = Object.keys(d.nodes).filter(id => !gone(ctx, id)).length
   const pending = Object.values(d.launches).filter(l => l.status !== 'failed').length
   const unplaced = Object.values(d.instances).filter(i => i.node === null && i.phase === 'run').length
   const capacityPerNode = spec.cluster.max_instances_per_node
@@ -190,15 +216,18 @@ function finishTerminations (ctx: Ctx): void {
 /** One voter change per document: drop dead or leaving voters, then fill up to maxVoters. */
 function adjustVoters (ctx: Ctx): void {
   const { d, obs } = ctx
-  const leaving = (id: NodeId) => !!d.terminations[id] || obs.nodes.get(id)?.status === 'dead' || !d.nodes[id]
+  // An amnesic voter forgot votes and acknowledgements: it leaves the voters and comes back afresh.
+  const leaving = (id: NodeId) => gone(ctx, id) || (obs.nodes.get(id)?.amnesic === true && id !== ctx.self)
   // The leader itself leaves last, after every other change (it hands over once that commits).
   const drop = d.voters.filter(v => leaving(v) && v !== ctx.self)[0] ?? (leaving(ctx.self) && d.voters.length > 1 && d.voters.includes(ctx.self) ? ctx.self : undefined)
   if (drop !== undefined && !(drop === ctx.self && d.voters.every(v => v === ctx.self))) {
     d.voters = d.voters.filter(v => v !== drop)
-    ctx.notes.push(`voter ${drop} removed (${d.terminations[drop] ? 'being terminated' : 'dead'})`)
+    ctx.notes.push(`voter ${drop} removed (${d.terminations[drop] ? 'being terminated' : obs.nodes.get(drop)?.amnesic ? 'it lost its state; it will be added back' : 'dead'})`)
     return
   }
   if (d.voters.length >= ctx.cfg.maxVoters) return
+  // Adding a voter while another cannot vote raises the majority without adding a vote: wait.
+  if (d.voters.some(v => v !== ctx.self && obs.nodes.get(v)?.status !== 'alive')) return
   const candidates = Object.keys(d.nodes).filter(id => !d.voters.includes(id) && !leaving(id) && obs.nodes.get(id)?.status === 'alive' && obs.nodes.get(id)?.current)
   if (candidates.length === 0) return
   // Spread voters across availability zones when there are several.

@@ -172,6 +172,8 @@ export interface Heartbeat {
   ackLeaderSeq?: number
   /** True until the node holds a document from the current leader (it acts on nothing before). */
   joining: boolean
+  /** The node lost its persisted state: the leader removes it from the voters and re-adds it. */
+  amnesic?: boolean
   /** Nodes booting a new cluster together wait to see this many (0: only join an existing one). */
   bootstrapExpect: number
   launch?: string

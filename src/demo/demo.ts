@@ -53,6 +53,7 @@ export async function runDemo (o: DemoOptions): Promise<{ node: string, stop: ()
   const base = { cluster: 'demo', psk_file: psk, admin_token_file: token, mesh_port: meshPort, api_port: apiPort, local, spec: specPath, log_level: 'info' as const, timing: TimingSchema.parse({}) }
   const provider = new LocalProvider({
     clusterDir, net: local.net, firstHost: local.first_host, meshPort, apiPort,
+    initArgv: [...selfArgv(), 'vm-init', '--'],
     agentArgv: [...selfArgv(), 'agent'],
     agentConfig: (vm) => localVmConfig(base, vm),
     ownerPid: process.pid,

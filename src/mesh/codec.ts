@@ -44,6 +44,7 @@ export const HeartbeatSchema = z.object({
   committed: docId.nullable(),
   ackLeaderSeq: count.optional(),
   joining: z.boolean(),
+  amnesic: z.boolean().optional(),
   bootstrapExpect: z.number().int().min(0).max(1000),
   launch: id.optional(),
   instances: z.record(id, InstanceReportSchema)

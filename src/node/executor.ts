@@ -5,7 +5,7 @@
 import { planCloud, type CloudAction } from '../core/cloud-plan.js'
 import type { Command } from '../core/commands.js'
 import type { ClusterDoc, NodeId } from '../core/types.js'
-import type { Provider } from '../providers/provider.js'
+import { isDefinitive, type Provider } from '../providers/provider.js'
 import type { Logger } from '../util/log.js'
 
 export interface ExecutorDeps {
@@ -18,13 +18,16 @@ export interface ExecutorDeps {
   onLaunchFailure: () => void
   /** Mesh addresses of live nodes, for a new VM to join through. */
   bootstrapAddrs: () => string[]
-  /** A failed call is retried after this long. @default 2000 */
+  /** A failed call is first retried after about this long, then twice as long each time. @default 1000 */
   retryMs?: number
+  /** Jitter source in [0, 1). */
+  random: () => number
 }
 
 export class CloudExecutor {
   private readonly inflight = new Set<string>()
   private readonly retryAt = new Map<string, number>()
+  private readonly failures = new Map<string, number>()
 
   constructor (private readonly deps: ExecutorDeps) {}
 
@@ -35,10 +38,16 @@ export class CloudExecutor {
       this.inflight.add(action.key)
       void this.run(action).then(() => {
         // Until the result is committed the document still asks for it: do not repeat it at once.
+        this.failures.delete(action.key)
         this.retryAt.set(action.key, now + 5_000)
       }, (err) => {
-        this.deps.logger.warn({ action, err: String(err?.message ?? err) }, 'cloud action failed; will retry')
-        this.retryAt.set(action.key, now + (this.deps.retryMs ?? 2_000))
+        // Transient (throttled, timed out, answer lost): retry the same request, backing off with
+        // jitter. Idempotency tokens make the repeat safe.
+        const n = (this.failures.get(action.key) ?? 0) + 1
+        this.failures.set(action.key, n)
+        const delay = Math.min(30_000, (this.deps.retryMs ?? 1_000) * 2 ** (n - 1)) * (0.5 + this.deps.random() / 2)
+        this.deps.logger.warn({ action, attempt: n, retryInMs: Math.round(delay), err: String(err?.message ?? err) }, 'cloud action failed; will retry')
+        this.retryAt.set(action.key, now + delay)
       }).finally(() => this.inflight.delete(action.key))
     }
   }
@@ -53,6 +62,7 @@ export class CloudExecutor {
           const vm = await provider.launch({ token: a.token, decisionId: a.id, reason: a.reason, bootstrap: this.deps.bootstrapAddrs() })
           this.deps.report({ type: 'launch-result', id: a.id, vm: vm.id })
         } catch (err) {
+          if (!isDefinitive(err)) throw err
           this.deps.onLaunchFailure()
           this.deps.report({ type: 'launch-result', id: a.id, error: String((err as Error)?.message ?? err) })
         }

@@ -35,6 +35,8 @@ export interface LeaderLoopDeps {
   /** How long a submitted command waits for its document to commit. @default 10000 */
   commitTimeoutMs?: number
   scheduler?: SchedulerConfig
+  /** Called for every document this loop proposes (the simulator checks who acts, and when). */
+  onPropose?: (id: DocId) => void
 }
 
 export class LeaderLoop {
@@ -119,6 +121,7 @@ export class LeaderLoop {
     if (!id) { for (const w of waiters) w.resolve({ ok: false, code: 'NOT_LEADER', message: 'lost leadership' }); return }
     this.inflight = { id, waiters }
     this.inflightSince = now
+    this.deps.onPropose?.(id)
     this.deps.flush()
   }
 

@@ -11,7 +11,7 @@ import { Membership, type Member, type MemberChange, type MembershipConfig } fro
 import type { Observed, ObservedNode } from '../core/observed.js'
 import type { SchedulerConfig } from '../core/scheduler.js'
 import { buildStatus, type StatusReport } from '../core/status.js'
-import { emptyDoc, type ClusterDoc, type Heartbeat, type InstanceReport, type NodeId } from '../core/types.js'
+import { emptyDoc, type ClusterDoc, type DocId, type Heartbeat, type InstanceReport, type NodeId } from '../core/types.js'
 import type { Provider } from '../providers/provider.js'
 import type { Logger } from '../util/log.js'
 import { CloudExecutor } from './executor.js'
@@ -62,6 +62,8 @@ export interface NodePorts {
   rng: () => number
   /** Time for the executor's lease checks, between ticks. */
   now: () => number
+  /** Every document the leader's loop proposes (for the simulator's checkers). */
+  onPropose?: (id: DocId) => void
 }
 
 export class NodeCore {
@@ -79,7 +81,7 @@ export class NodeCore {
     this.startedAt = now
     this.membership = new Membership(me.id, timing.membership)
     this.consensus = new Consensus(me.id, persisted, now, ports.rng, timing.consensus, amnesic)
-    this.leader = new LeaderLoop({ self: me.id, consensus: this.consensus, observe: (t) => this.observe(t), logger: ports.logger.child({ component: 'leader' }), flush: () => this.flush(), ...(timing.scheduler ? { scheduler: timing.scheduler } : {}) })
+    this.leader = new LeaderLoop({ self: me.id, consensus: this.consensus, observe: (t) => this.observe(t), logger: ports.logger.child({ component: 'leader' }), flush: () => this.flush(), ...(timing.scheduler ? { scheduler: timing.scheduler } : {}), ...(ports.onPropose ? { onPropose: ports.onPropose } : {}) })
     this.executor = new CloudExecutor({
       self: me.id,
       provider: ports.provider,
@@ -87,7 +89,8 @@ export class NodeCore {
       canAct: () => this.consensus.canAct(ports.now()),
       report: (cmd) => this.leader.report(cmd),
       onLaunchFailure: () => this.leader.noteLaunchFailure(ports.now()),
-      bootstrapAddrs: () => this.membership.live().map(m => m.hb.mesh).filter(Boolean)
+      bootstrapAddrs: () => this.membership.live().map(m => m.hb.mesh).filter(Boolean),
+      random: ports.rng
     })
   }
 
@@ -136,8 +139,11 @@ export class NodeCore {
   sendHeartbeat (now: number): void {
     this.lastHeartbeatAt = now
     const hb = this.buildHeartbeat(now)
+    const before = this.membership.get(this.id)?.hb.instances
     this.membership.heartbeat(hb, now)
     this.ports.publishHeartbeat(hb)
+    // Our own instances feed our own views too (a balancer and an app on the same node).
+    if (before !== undefined && JSON.stringify(before) !== JSON.stringify(hb.instances)) this.ports.localWorkChanged()
   }
 
   get lastHeartbeat (): number { return this.lastHeartbeatAt }
@@ -231,6 +237,7 @@ export class NodeCore {
         current: m.id === this.id ? this.consensus.isCurrent : (!m.hb.joining && m.hb.term === term),
         committed: m.hb.committed,
         ...(m.hb.launch ? { launch: m.hb.launch } : {}),
+        ...(m.hb.amnesic ? { amnesic: true } : {}),
         instances: m.hb.instances
       })
     }

@@ -1,3 +1,5 @@
+import { WakameError } from '../util/errors.js'
+
 // The cloud, as the leader sees it. Implementations: local (processes on 127.0.0.N) and ec2.
 // Every call is idempotent: a new leader redoing an unfinished call of a dead one changes nothing.
 
@@ -35,4 +37,18 @@ export interface Provider {
   detachVolume (name: string, vmId: string): Promise<void>
   /** On the node itself: where an attached volume is mounted, or undefined when it is not attached here. */
   mountPoint (name: string, vmId: string): string | undefined
+}
+
+/**
+ * A provider call failed. `retryable: false` means retrying the same request cannot succeed (no
+ * capacity, a bad image); anything else (throttling, timeouts, a lost answer) is retried with the
+ * same idempotency token, which is safe.
+ */
+export class ProviderError extends WakameError {
+  constructor (code: string, message: string, readonly retryable: boolean) { super(code, message) }
+}
+
+/** Definitive failures only; an unknown error is assumed transient (retrying it is idempotent). */
+export function isDefinitive (err: unknown): boolean {
+  return (err as { retryable?: unknown })?.retryable === false
 }

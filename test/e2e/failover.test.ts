@@ -21,7 +21,8 @@ describe('failover', () => {
     const observer = s0.nodes.find(n => n.id !== victim && n.status === 'alive')!.id
     const loop = requestLoop(new URL('/api', balancerUrl(s0)).toString(), 10)
     const seen = new Set<string>()
-    const pid = c.vm(victim).pid
+    // The daemon only (not its VM's init, which leads the group): its services keep serving.
+    const pid = c.daemonPid(victim)
     kill(pid, 'SIGSTOP')
     const until = Date.now() + 2_000
     while (Date.now() < until) {

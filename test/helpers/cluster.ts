@@ -32,7 +32,12 @@ export interface TestCluster {
   cli: (...args: string[]) => Promise<{ stdout: string, stderr: string, code: number }>
   status: (node?: string) => Promise<StatusReport>
   waitFor: (what: string, pred: (s: StatusReport) => boolean, timeoutMs?: number, node?: string) => Promise<StatusReport>
-  vm: (id: string) => { id: string, ip: string, pid: number, pgid: number }
+  /** The VM's record: pid and pgid are its init's (the process-group leader). */
+  vm: (id: string) => { id: string, ip: string, pid: number, pgid: number, launch: string, state: string }
+  /** Directory of a VM (vm.json, agent.log, daemon.pid, data/). */
+  vmDir: (id: string) => string
+  /** Pid of the daemon running now on a VM (under its init; changes when the init restarts it). */
+  daemonPid: (id: string) => number
   /** API URL of a node by id. */
   api: (id: string) => string
   cleanup: () => Promise<void>
@@ -60,6 +65,7 @@ export async function startCluster (opts: ClusterOptions): Promise<TestCluster> 
   }
   const provider = new LocalProvider({
     clusterDir, net: opts.net, firstHost: 2, meshPort: 7610, apiPort: 7600,
+    initArgv: [process.execPath, BUNDLE, 'vm-init', '--'],
     agentArgv: [process.execPath, BUNDLE, 'agent'],
     agentConfig: (vm) => localVmConfig(base, vm),
     ownerPid: process.pid,
@@ -84,9 +90,15 @@ export async function startCluster (opts: ClusterOptions): Promise<TestCluster> 
       }
       throw new Error(`timed out waiting for ${what}${err ? ` (${err})` : ''}; last status: ${JSON.stringify(last?.services.map(s => [s.name, s.instances.map(i => `${i.id}:${i.state}@${i.node}`)]))} nodes ${JSON.stringify(last?.nodes.map(n => `${n.id}:${n.status}`))} leader ${last?.leader}`)
     }
+    const vmDir = (id: string) => join(clusterDir, 'vms', id)
     const vmInfo = (id: string) => {
-      const rec = JSON.parse(readFileSync(join(clusterDir, 'vms', id, 'vm.json'), 'utf8')) as { id: string, ip: string, pid: number, pgid: number }
+      const rec = JSON.parse(readFileSync(join(vmDir(id), 'vm.json'), 'utf8')) as { id: string, ip: string, pid: number, pgid: number, launch: string, state: string }
       return rec
+    }
+    const daemonPid = (id: string) => {
+      const pid = Number(readFileSync(join(vmDir(id), 'daemon.pid'), 'utf8').trim())
+      if (!Number.isInteger(pid) || pid <= 1) throw new Error(`${vmDir(id)}/daemon.pid holds no pid`)
+      return pid
     }
     const cli = async (...args: string[]) => {
       try {
@@ -98,7 +110,7 @@ export async function startCluster (opts: ClusterOptions): Promise<TestCluster> 
       }
     }
     await waitFor('the first node to lead', s => s.leader !== null, 30_000)
-    return { dir, clusterDir, tokenFile, pskFile, net: opts.net, client, provider, first, cli, status, waitFor, vm: vmInfo, api: (id) => `http://${vmInfo(id).ip}:7600`, cleanup }
+    return { dir, clusterDir, tokenFile, pskFile, net: opts.net, client, provider, first, cli, status, waitFor, vm: vmInfo, vmDir, daemonPid, api: (id) => `http://${vmInfo(id).ip}:7600`, cleanup }
   } catch (err) {
     await cleanup()
     throw err

@@ -152,11 +152,19 @@ describe('consensus', () => {
     expect(net.leaders()).toEqual([])
   })
 
-  it('a node that lost its state (amnesia) does not vote in the first term it learns', () => {
+  it('a node that lost its state (amnesia) votes again only after a committed removal from the voters', () => {
     const c = new Consensus('b', null, 0, () => 0.5, undefined, true)
-    c.step({ type: 'append', term: 7, from: 'a', doc: { ...emptyDoc('t'), voters: ['a', 'b', 'c'], term: 7, version: 3 }, commit: null }, 0)
+    c.step({ type: 'append', term: 7, from: 'a', doc: { ...emptyDoc('t'), voters: ['a', 'b', 'c'], term: 7, version: 3 }, commit: { term: 7, version: 3 } }, 0)
     c.ready()
-    c.step({ type: 'vote-req', term: 7, from: 'c', preVote: false, last: { term: 7, version: 3 } }, 60_000)
-    expect(c.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: false }))
+    expect(c.heartbeatFields(1).amnesic).toBe(true)
+    c.step({ type: 'vote-req', term: 8, from: 'c', preVote: false, last: { term: 7, version: 3 } }, 60_000)
+    expect(c.ready().send.filter(m => m.type === 'vote-resp')).toEqual([])
+    // The leader removes it (committed), then adds it back: it votes again.
+    c.step({ type: 'append', term: 9, from: 'a', doc: { ...emptyDoc('t'), voters: ['a', 'c'], term: 9, version: 4 }, commit: { term: 9, version: 4 } }, 61_000)
+    expect(c.isAmnesic).toBe(false)
+    c.step({ type: 'append', term: 9, from: 'a', doc: { ...emptyDoc('t'), voters: ['a', 'b', 'c'], term: 9, version: 5 }, commit: { term: 9, version: 5 } }, 61_100)
+    c.ready()
+    c.step({ type: 'vote-req', term: 10, from: 'c', preVote: false, last: { term: 9, version: 5 } }, 120_000)
+    expect(c.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: true, to: 'c' }))
   })
 })

@@ -57,6 +57,11 @@ describe('scheduler', () => {
     w.kill(victim)
     w.nodes.get(victim)!.status = 'dead'
     w.run(30)
+    // Its app is replaced at once; the node keeps its place (and vote) during the grace period.
+    expect(w.online('app')).toHaveLength(1)
+    expect(w.online('app')[0]).not.toContain(victim)
+    expect(w.doc.voters).toContain(victim)
+    w.run(100)
     expect(w.online('app')).toHaveLength(1)
     expect(w.online('app')[0]).not.toContain(victim)
     expect(w.doc.nodes[victim]).toBeUndefined()

@@ -87,8 +87,10 @@ export class Consensus {
   private newlyCommitted: ClusterDoc | undefined
 
   /**
-   * Set when the persisted state was lost (corrupt file): this node may have voted in a term it no
-   * longer remembers, so it does not vote in the first term it learns of.
+   * Set when the persisted state was lost (a corrupt file): this node may have voted, and
+   * acknowledged documents, that it no longer remembers. Like a server that lost its disk in Raft,
+   * it must not vote until it has been removed from the voter set (the leader does that when it
+   * sees `amnesic` in its heartbeats) and re-added afresh.
    */
   private amnesic: boolean
 
@@ -113,6 +115,8 @@ export class Consensus {
   get committed (): ClusterDoc | null { return this.committedDoc }
   get commit (): DocId | null { return this.commitId }
   get votedForInTerm (): NodeId | null { return this.votedFor }
+  /** Lost its persisted state; does not vote until re-added to the voters. */
+  get isAmnesic (): boolean { return this.amnesic }
   /** Holds the committed document of the current leader's term (a restarted node acts on nothing before). */
   get isCurrent (): boolean { return this.current }
   voters (): NodeId[] { return this.accepted?.voters ?? [] }
@@ -136,8 +140,9 @@ export class Consensus {
   }
 
   /** Fields this node puts in its heartbeat; a leader's heartbeat gets a sequence number for its lease. */
-  heartbeatFields (now: number): Pick<Heartbeat, 'term' | 'leader' | 'commit' | 'accepted' | 'committed' | 'ackLeaderSeq' | 'joining'> {
+  heartbeatFields (now: number): Pick<Heartbeat, 'term' | 'leader' | 'commit' | 'accepted' | 'committed' | 'ackLeaderSeq' | 'joining' | 'amnesic'> {
     const base = {
+      ...(this.amnesic ? { amnesic: true } : {}),
       term: this.term,
       leader: this.leader,
       accepted: docId(this.accepted),
@@ -193,8 +198,15 @@ export class Consensus {
       const sentAt = this.seqSentAt.get(hb.ackLeaderSeq)
       if (sentAt !== undefined && (this.ackSentAt.get(hb.node) ?? -Infinity) < sentAt) this.ackSentAt.set(hb.node, sentAt)
       if (this.leaseValid(now)) this.lastQuorumAt = now
-      // A follower behind the commit gets the document again (at most once per 200 ms).
-      if (this.commitId && compareDocId(hb.accepted, this.commitId) < 0) this.sendAppend(now, false)
+      // What a follower reports having persisted counts as its acknowledgement: an ack lost on the
+      // way would otherwise leave a document uncommitted until the next change.
+      if (hb.accepted && hb.accepted.term === this.term && compareDocId(hb.accepted, this.acks.get(hb.node)) > 0) {
+        this.acks.set(hb.node, hb.accepted)
+        this.advanceCommit(now)
+      }
+      // A follower without our latest document gets it again (at most once per 200 ms): an append
+      // lost on the way would otherwise never commit (Raft retries AppendEntries the same way).
+      if (compareDocId(hb.accepted, docId(this.accepted)) < 0) this.sendAppend(now, false)
     }
   }
 
@@ -226,7 +238,7 @@ export class Consensus {
     }
     if (now < this.electionDeadline) return
     this.electionDeadline = now + this.randomTimeout()
-    if (!this.isVoter()) return
+    if (!this.isVoter() || this.amnesic) return
     this.startPreVote(now)
   }
 
@@ -295,12 +307,17 @@ export class Consensus {
   }
 
   private onVoteRequest (m: VoteRequest, now: number): void {
-    if (!this.isVoter()) return
+    // Any node holding a document answers, voter or not, as in Raft: a voter added by a change it
+    // has not received yet must still be able to vote (the candidate counts only its own voters).
+    if (!this.accepted || this.amnesic) return
     // Leader stickiness: while a live leader was heard recently, requests are ignored, so a node
     // returning from a partition cannot depose a healthy leader by bumping the term.
     const inLease = this.leader !== null && this.leader !== m.from && !this.leaderDead &&
       now - this.lastLeaderContact < this.cfg.electionTimeoutMinMs
-    const candidateOk = this.isVoter(m.from) && compareDocId(m.last, docId(this.accepted)) >= 0
+    // Up to date (§5.4.1); and a candidate must be a voter of the configuration we know, unless its
+    // document is newer than ours (then it may hold a change that added it).
+    const cmp = compareDocId(m.last, docId(this.accepted))
+    const candidateOk = cmp >= 0 && (cmp > 0 || this.isVoter(m.from))
     if (m.preVote) {
       const granted = m.term > this.term && !inLease && candidateOk && this.role !== 'leader'
       this.out.push({ type: 'vote-resp', term: granted ? m.term : this.term, from: this.id, to: m.from, preVote: true, granted })
@@ -353,8 +370,7 @@ export class Consensus {
     const wasLeader = this.role === 'leader'
     if (term > this.term) {
       this.term = term
-      this.votedFor = this.amnesic ? '?' : null
-      this.amnesic = false
+      this.votedFor = null
       this.dirty = true
       this.current = false
       this.events.push({ type: 'term-changed', term })
@@ -459,6 +475,8 @@ export class Consensus {
     if (best && compareDocId(docId(best), docId(this.committedDoc)) > 0) {
       this.committedDoc = best
       this.newlyCommitted = best
+      // Removed from the voters by a committed change: whatever it forgot no longer counts.
+      if (this.amnesic && !best.voters.includes(this.id)) this.amnesic = false
     }
     if (this.committedDoc && compareDocId(docId(this.committedDoc), this.commitId) === 0 && this.commitId.term === this.term) this.current = true
   }

@@ -1,5 +1,5 @@
 // Errors of the local provider, with codes callers can branch on.
-import { WakameError } from '../../util/errors.js'
+import { ProviderError } from '../provider.js'
 
 export type LocalProviderErrorCode =
   | 'LOCAL_VOLUME_ATTACHED'
@@ -12,10 +12,13 @@ export type LocalProviderErrorCode =
   | 'LOCAL_REGISTRY_CORRUPT'
   | 'LOCAL_KILL_FAILED'
 
-export class LocalProviderError extends WakameError {
+/** Failures that retrying the same request cannot fix; the others may clear (a launch in progress elsewhere, a busy volume). */
+const DEFINITIVE = new Set<LocalProviderErrorCode>(['LOCAL_SPAWN_FAILED', 'LOCAL_BAD_NAME', 'LOCAL_REGISTRY_CORRUPT', 'LOCAL_UNKNOWN_VM', 'LOCAL_NO_FREE_ADDRESS'])
+
+export class LocalProviderError extends ProviderError {
   override readonly code: LocalProviderErrorCode
   constructor (code: LocalProviderErrorCode, message: string) {
-    super(code, message)
+    super(code, message, !DEFINITIVE.has(code))
     this.code = code
   }
 }

@@ -1,6 +1,7 @@
-// The local provider: the embedded default "cloud". A VM is a wakame daemon started detached (its
-// own session and process group) on its own loopback address; the services it runs stay in its
-// group, so killing the group takes down the VM and everything on it, as on a real machine.
+// The local provider: the embedded default "cloud". A VM is a wakame daemon (under its init when
+// initArgv is set, see vm-init.ts) started detached (its own session and process group) on its own
+// loopback address; the services it runs stay in its group, so killing the group takes down the VM
+// and everything on it, as on a real machine.
 // The registry is on disk (see registry.ts), so any process with the cluster directory can act.
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
@@ -18,6 +19,7 @@ import { Registry, type LaunchClaim, type VmRecord } from './registry.js'
 import * as volumes from './volumes.js'
 
 export { startOwnerWatchdog } from './proc.js'
+export { DAEMON_PID_FILE } from './vm-init.js'
 export { terminateAll } from './teardown.js'
 export { LocalProviderError } from './errors.js'
 
@@ -45,6 +47,13 @@ export interface LocalProviderOptions {
   apiPort: number
   /** argv that starts a daemon; the provider appends ['--config', '<vmDir>/agent.yaml']. Runs in this process's cwd. */
   agentArgv: string[]
+  /**
+   * argv of the VM's init, put before agentArgv (e.g. [...selfArgv(), 'vm-init', '--']): the init
+   * leads the VM's process group and restarts the daemon if it dies, as systemd does on a real node
+   * (see vm-init.ts). vm.json then records the init's pid; the daemon's is in <vmDir>/daemon.pid.
+   * @default none: the daemon itself leads the group
+   */
+  initArgv?: string[]
   /** Builds the daemon config for a new VM (written as YAML to <vmDir>/agent.yaml). */
   agentConfig: (vm: LocalVmSpec) => Record<string, unknown>
   /** Pid of the process that owns this local cluster; passed to VMs as WAKAME_LOCAL_OWNER_PID. */
@@ -253,13 +262,13 @@ export class LocalProvider implements Provider {
   }
 
   private async spawnDaemon (vmDir: string, configPath: string): Promise<number> {
-    const [cmd, ...args] = this.opts.agentArgv
-    if (cmd === undefined) throw new LocalProviderError('LOCAL_SPAWN_FAILED', 'agentArgv is empty: give the command that starts a daemon')
+    if (this.opts.agentArgv.length === 0) throw new LocalProviderError('LOCAL_SPAWN_FAILED', 'agentArgv is empty: give the command that starts a daemon')
+    const [cmd, ...args] = [...this.opts.initArgv ?? [], ...this.opts.agentArgv] as [string, ...string[]]
     const env: Record<string, string | undefined> = { ...process.env, ...this.opts.env }
     if (this.opts.ownerPid !== undefined) env.WAKAME_LOCAL_OWNER_PID = String(this.opts.ownerPid)
     const logFd = openSync(join(vmDir, 'agent.log'), 'a')
     try {
-      // detached: setsid() in the child, so the daemon leads a new process group that its services join.
+      // detached: setsid() in the child, so the daemon (or its init) leads a new process group that its services join.
       const child = spawn(cmd, [...args, '--config', configPath], { detached: true, stdio: ['ignore', logFd, logFd], env })
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve)

@@ -18,7 +18,7 @@ export interface VmRecord {
   id: string
   ip: string
   pid: number
-  /** Equal to pid: the daemon is started in its own session and process group. */
+  /** Equal to pid: the VM's first process (its init, or the daemon itself) leads its own session and process group. */
   pgid: number
   /** Field 22 of /proc/<pid>/stat when launched: tells our daemon from a process that reuses its pid. */
   startTime: number | undefined

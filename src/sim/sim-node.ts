@@ -1,0 +1,151 @@
+// One simulated VM: the real node loop (NodeCore) with a simulated disk, a simulated supervisor
+// (instances start and stop after a delay, and outlive a daemon crash, as processes do) and the
+// dependency views a real node would render (kept to compare balancers at the end).
+import { renderBuiltinConfig } from '../balancers/builtin/render.js'
+import type { PersistentState } from '../core/consensus/consensus.js'
+import { localInstances } from '../core/local-plan.js'
+import type { InstanceReport, InstanceState } from '../core/types.js'
+import { dependencyView, membershipKnown } from '../core/views.js'
+import { NodeCore, type NodeTiming } from '../node/node.js'
+import type { Provider } from '../providers/provider.js'
+import { silentLogger } from '../util/log.js'
+import type { Rng } from './rng.js'
+
+export interface SimInstance {
+  id: string
+  service: string
+  state: InstanceState
+  /** Document version of the view it applied, and the view's identity. */
+  view?: number
+  viewKey?: string
+  stateful: boolean
+}
+
+export interface SimNodeHost {
+  now: () => number
+  schedule: (delayMs: number, run: () => void) => void
+  publishHeartbeat: (from: SimNode, hb: Parameters<NodeCore['onHeartbeat']>[0]) => void
+  publishControl: (from: SimNode, msg: Parameters<NodeCore['onControl']>[0]) => void
+  proposed: (from: SimNode, version: number, term: number) => void
+  provider: Provider
+  /** A stateful instance starts (the checker verifies its volume is attached here). */
+  statefulStarted: (node: SimNode, inst: SimInstance) => void
+  /** Local (daemon) clock of this node: simulated time scaled by its drift. */
+  clock: (node: SimNode) => number
+}
+
+const logger = silentLogger()
+
+export class SimNode {
+  core!: NodeCore
+  /** What its "disk" holds (the state file). */
+  disk: PersistentState | null = null
+  /** The daemon process runs (a VM can be up with its daemon crashed). */
+  daemonUp = true
+  /** The VM exists (a terminated VM takes its services with it). */
+  vmUp = true
+  frozenUntil = -Infinity
+  backlog: Array<() => void> = []
+  readonly instances = new Map<string, SimInstance>()
+  /** Rendered balancer configs of local lb instances, by instance id. */
+  readonly balancers = new Map<string, string>()
+  private renderQueued = false
+  incarnation = 0
+
+  constructor (readonly id: string, readonly ip: string, readonly launch: string, readonly bootstrapExpect: number,
+    readonly hasBootstrapPeers: boolean, private readonly timing: NodeTiming, private readonly host: SimNodeHost, private readonly rng: Rng,
+    readonly drift: number) {
+    this.startDaemon(false)
+  }
+
+  /** (Re)start the daemon from what is on disk; instances keep running (they are processes). */
+  startDaemon (amnesic: boolean): void {
+    this.incarnation++
+    this.daemonUp = true
+    this.core = new NodeCore({
+      id: this.id,
+      cluster: 'sim',
+      peer: this.id,
+      ip: this.ip,
+      mesh: `/ip4/${this.ip}/tcp/7610`,
+      api: `http://${this.ip}:7600`,
+      ...(this.launch !== 'initial' ? { launch: this.launch } : {}),
+      bootstrapExpect: this.bootstrapExpect,
+      hasBootstrapPeers: this.hasBootstrapPeers,
+      incarnation: this.incarnation
+    }, this.timing, {
+      publishHeartbeat: (hb) => this.host.publishHeartbeat(this, hb),
+      publishControl: (msg) => this.host.publishControl(this, msg),
+      persist: (s) => { this.disk = structuredClone(s) },
+      provider: this.host.provider,
+      localReports: () => this.reports(),
+      localWorkChanged: () => this.queueRender(),
+      load: () => 0,
+      logger,
+      rng: this.rng.next,
+      now: () => this.host.clock(this),
+      onPropose: (id) => this.host.proposed(this, id.version, id.term)
+    }, amnesic ? null : this.disk, amnesic, this.host.clock(this))
+  }
+
+  get frozen (): boolean { return this.host.now() < this.frozenUntil }
+  get running (): boolean { return this.vmUp && this.daemonUp }
+
+  reports (): Record<string, InstanceReport> {
+    const out: Record<string, InstanceReport> = {}
+    for (const i of this.instances.values()) out[i.id] = { state: i.state, ...(i.view !== undefined ? { view: i.view } : {}) }
+    return out
+  }
+
+  /** Local work, coalesced like the daemon's renders (50 ms). */
+  queueRender (): void {
+    if (this.renderQueued) return
+    this.renderQueued = true
+    this.host.schedule(50, () => {
+      this.renderQueued = false
+      if (this.running && !this.frozen) this.render()
+    })
+  }
+
+  private render (): void {
+    const c = this.core.consensus
+    const doc = c.committed
+    const members = this.core.memberMap()
+    if (!doc || !c.isCurrent) return
+    if (!membershipKnown(doc, members, this.core.uptimeSince, this.host.clock(this), this.timing.membership.deadAfterMs)) { this.host.schedule(250, () => this.queueRender()); return }
+    const want = localInstances(doc, this.id)
+    for (const [id, inst] of this.instances) {
+      if (want.has(id) || inst.state === 'Stopping') continue
+      inst.state = 'Stopping'
+      this.host.schedule(this.rng.range(50, 400), () => { this.instances.delete(id); this.balancers.delete(id); this.changed() })
+    }
+    for (const [id, li] of want) {
+      let inst = this.instances.get(id)
+      if (!inst) {
+        inst = { id, service: li.rec.service, state: 'Starting', stateful: !!li.rec.volume }
+        this.instances.set(id, inst)
+        if (inst.stateful) this.host.statefulStarted(this, inst)
+        const started = inst
+        this.host.schedule(this.rng.range(100, 1_500), () => { if (started.state === 'Starting' && this.instances.get(id) === started) { started.state = 'ONLINE'; this.changed() } })
+      }
+      const view = dependencyView(doc, members, li.rec.service)
+      inst.view = doc.version
+      inst.viewKey = JSON.stringify(view)
+      if (li.spec.balancer) this.balancers.set(id, renderBuiltinConfig(li.spec.balancer.routes, view))
+    }
+    this.changed()
+  }
+
+  /** An instance changed state: heartbeat soon, as the daemon does. */
+  private changed (): void {
+    if (this.running && !this.frozen) this.core.sendHeartbeat(this.host.clock(this))
+  }
+
+  /** The VM goes: daemon and services. */
+  destroy (): void {
+    this.vmUp = false
+    this.daemonUp = false
+    this.instances.clear()
+    this.balancers.clear()
+  }
+}
