@@ -26,6 +26,10 @@ export const DEFAULT_MEMBERSHIP: MembershipConfig = {
 export interface Member {
   id: NodeId
   status: MemberStatus
+  /** Incarnation, sequence and content revision of the last heartbeat (kept here: compared on every heartbeat). */
+  incarnation: number
+  seq: number
+  rev: number | undefined
   /** Local time the last heartbeat arrived. */
   heardAt: number
   /** Local time of the last status change. */
@@ -44,21 +48,33 @@ export class Membership {
    * only moves a deadline later, and status changes lower this. Keeps tick O(1) in a steady cluster.
    */
   private nextCheckAt = -Infinity
+  private sorted: Member[] | undefined
   constructor (readonly self: NodeId, readonly cfg: MembershipConfig = DEFAULT_MEMBERSHIP) {}
 
   /** Record a heartbeat. Returns the change it caused, if any. */
+  /**
+   * What the last heartbeat() found: 'stale' (an old or duplicate heartbeat, dropped), 'same' (only
+   * news of life: its content revision did not change), or 'new'.
+   */
+  lastOutcome: 'stale' | 'same' | 'new' = 'new'
+
   heartbeat (hb: Heartbeat, now: number): MemberChange | undefined {
     const m = this.members.get(hb.node)
     if (m) {
       // Drop reordered or duplicated heartbeats of the same incarnation.
-      if (hb.incarnation < m.hb.incarnation) return undefined
-      if (hb.incarnation === m.hb.incarnation && hb.seq <= m.hb.seq) return undefined
+      if (hb.incarnation < m.incarnation || (hb.incarnation === m.incarnation && hb.seq <= m.seq)) { this.lastOutcome = 'stale'; return undefined }
+      this.lastOutcome = hb.rev !== undefined && hb.rev === m.rev && hb.incarnation === m.incarnation ? 'same' : 'new'
       m.hb = hb
       m.heardAt = now
+      m.incarnation = hb.incarnation
+      m.seq = hb.seq
+      m.rev = hb.rev
       if (m.status !== 'alive') return this.set(m, 'alive', now, 'heartbeat')
       return undefined
     }
-    this.members.set(hb.node, { id: hb.node, status: 'alive', heardAt: now, since: now, hb })
+    this.lastOutcome = 'new'
+    this.members.set(hb.node, { id: hb.node, status: 'alive', heardAt: now, since: now, hb, incarnation: hb.incarnation, seq: hb.seq, rev: hb.rev })
+    this.sorted = undefined
     this.nextCheckAt = Math.min(this.nextCheckAt, now + this.cfg.suspectAfterMs)
     return { id: hb.node, from: 'new', to: 'alive', reason: 'first heartbeat' }
   }
@@ -88,7 +104,7 @@ export class Membership {
       const silent = now - m.heardAt
       if (m.status !== 'dead' && silent >= this.cfg.deadAfterMs) changes.push(this.set(m, 'dead', now, `silent for ${Math.round(silent)} ms`))
       else if (m.status === 'alive' && silent >= this.cfg.suspectAfterMs) changes.push(this.set(m, 'suspect', now, `silent for ${Math.round(silent)} ms`))
-      else if (m.status === 'dead' && now - m.since >= this.cfg.forgetAfterMs) { this.members.delete(m.id); continue }
+      else if (m.status === 'dead' && now - m.since >= this.cfg.forgetAfterMs) { this.members.delete(m.id); this.sorted = undefined; continue }
       next = Math.min(next, m.status === 'alive' ? m.heardAt + this.cfg.suspectAfterMs : m.status === 'suspect' ? m.heardAt + this.cfg.deadAfterMs : m.since + this.cfg.forgetAfterMs)
     }
     this.nextCheckAt = next
@@ -97,10 +113,14 @@ export class Membership {
 
   get (id: NodeId): Member | undefined { return this.members.get(id) }
   status (id: NodeId): MemberStatus | undefined { return this.members.get(id)?.status }
-  all (): Member[] { return [...this.members.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0) }
+  /** Every member, by id (cached until a member comes or goes). */
+  all (): Member[] {
+    this.sorted ??= [...this.members.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    return this.sorted
+  }
   /** Members not dead (alive or suspect): a suspect keeps its place until confirmed dead. */
   live (): Member[] { return this.all().filter(m => m.status !== 'dead') }
-  forget (id: NodeId): void { this.members.delete(id) }
+  forget (id: NodeId): void { this.members.delete(id); this.sorted = undefined }
 
   private set (m: Member, to: MemberStatus, now: number, reason: string): MemberChange {
     const from = m.status

@@ -153,6 +153,8 @@ export interface Heartbeat {
   /** Process start time: a restart is a new incarnation. */
   incarnation: number
   seq: number
+  /** Content revision: changes whenever anything but seq, load and the leader's lease counter does. */
+  rev?: number
   ip: string
   /** libp2p multiaddr others dial. */
   mesh: string

@@ -32,6 +32,7 @@ export const HeartbeatSchema = z.object({
   peer: z.string().min(1).max(128),
   incarnation: count,
   seq: count,
+  rev: count.optional(),
   ip: z.union([z.ipv4(), z.ipv6()]),
   mesh: z.string().max(256),
   api: z.string().max(256),

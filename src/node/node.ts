@@ -73,6 +73,8 @@ export class NodeCore {
   private readonly leader: LeaderLoop
   private readonly executor: CloudExecutor
   private hbSeq = 0
+  private rev = 0
+  private lastContent = ''
   private lastHeartbeatAt = -Infinity
   private readonly startedAt: number
 
@@ -109,13 +111,18 @@ export class NodeCore {
 
   onHeartbeat (hb: Heartbeat, now: number): void {
     if (hb.node === this.id) return
-    const prev = this.membership.get(hb.node)?.hb
     const ch = this.membership.heartbeat(hb, now)
+    const outcome = this.membership.lastOutcome
+    if (outcome === 'stale') return
     if (ch) this.onMemberChange(ch, now)
-    this.consensus.heartbeat(hb, now)
-    this.flush()
-    // Instance states changed somewhere: dependency views may change.
-    if (!ch && prev && prev.instances !== hb.instances && JSON.stringify(prev.instances) !== JSON.stringify(hb.instances)) this.ports.localWorkChanged()
+    // A heartbeat that only says "alive" matters to the election only coming from the leader (its
+    // lease and our election timer) or going to it (acknowledgements): the rest is skipped cheaply.
+    if (outcome === 'new' || ch || hb.leader === hb.node || this.consensus.currentRole === 'leader') {
+      this.consensus.heartbeat(hb, now)
+      this.flush()
+    }
+    // Its instances may have changed: dependency views may change.
+    if (outcome === 'new' && !ch) this.ports.localWorkChanged()
   }
 
   onControl (msg: ConsensusMsg, now: number): void {
@@ -143,7 +150,7 @@ export class NodeCore {
     this.membership.heartbeat(hb, now)
     this.ports.publishHeartbeat(hb)
     // Our own instances feed our own views too (a balancer and an app on the same node).
-    if (before !== undefined && JSON.stringify(before) !== JSON.stringify(hb.instances)) this.ports.localWorkChanged()
+    if (before !== undefined && !sameReports(before, hb.instances)) this.ports.localWorkChanged()
   }
 
   get lastHeartbeat (): number { return this.lastHeartbeatAt }
@@ -178,20 +185,27 @@ export class NodeCore {
 
   private buildHeartbeat (now: number): Heartbeat {
     const m = this.me
+    const fields = this.consensus.heartbeatFields(now)
+    const instances = this.ports.localReports()
+    // The revision changes with anything a receiver acts on (not seq, load or the lease counter).
+    const { ackLeaderSeq: _a, ...meaning } = fields
+    const key = JSON.stringify([meaning, instances])
+    if (key !== this.lastContent) { this.lastContent = key; this.rev++ }
     return {
       node: m.id,
       peer: m.peer,
       incarnation: m.incarnation,
       seq: ++this.hbSeq,
+      rev: this.rev,
       ip: m.ip,
       mesh: m.mesh,
       api: m.api,
       load1: this.ports.load(),
       ...(m.zone ? { zone: m.zone } : {}),
-      ...this.consensus.heartbeatFields(now),
+      ...fields,
       bootstrapExpect: m.bootstrapExpect,
       ...(m.launch ? { launch: m.launch } : {}),
-      instances: this.ports.localReports()
+      instances
     }
   }
 
@@ -249,4 +263,18 @@ export class NodeCore {
     }
     return { nodes }
   }
+}
+
+/** Whether two heartbeats report the same instances (called for every heartbeat: kept cheap). */
+export function sameReports (a: Record<string, InstanceReport>, b: Record<string, InstanceReport>): boolean {
+  if (a === b) return true
+  const ka = Object.keys(a)
+  if (ka.length !== Object.keys(b).length) return false
+  for (const k of ka) {
+    const x = a[k]!
+    const y = b[k]
+    if (!y || x.state !== y.state || x.port !== y.port || x.view !== y.view || x.viewHash !== y.viewHash || x.error !== y.error || x.rerenders !== y.rerenders) return false
+    if ((x.deps || y.deps || x.onChange || y.onChange) && JSON.stringify([x.deps, x.onChange]) !== JSON.stringify([y.deps, y.onChange])) return false
+  }
+  return true
 }

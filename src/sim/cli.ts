@@ -10,9 +10,11 @@ const int = (v: string): number => {
   return Number(v)
 }
 
-export async function runSeed (seed: number, nodes?: number): Promise<SimResult> {
+export async function runSeed (seed: number, nodes?: number, log?: string[], durationMs?: number): Promise<SimResult> {
   const plan = makePlan(seed, nodes !== undefined ? { nodes, calm: nodes > 7 } : {})
-  return await new Simulation({ plan }).run()
+  // A fixed duration keeps running after convergence (a steady-state speed measurement).
+  if (durationMs !== undefined) plan.livenessMs = durationMs
+  return await new Simulation({ plan, ...(log ? { log } : {}), ...(durationMs !== undefined ? { stopWhenConverged: false } : {}) }).run()
 }
 
 function replay (seed: number, nodes?: number): string {
@@ -27,9 +29,11 @@ async function main (): Promise<void> {
     .option('--start <n>', 'first seed of --seeds (default: from the clock)', int)
     .option('--nodes <k>', 'cluster size (a calm run when above 7: no faults, for scale)', int)
     .option('--verbose', 'print every seed')
-    .parse().opts<{ seed?: number, seeds?: number, start?: number, nodes?: number, verbose?: boolean }>()
+    .option('--duration <ms>', 'with --seed: simulate this long after healing, even once converged (speed figures)', int)
+    .option('--log <nodes>', 'print these nodes\' logs (comma-separated ids, e.g. vm-1,vm-2) with --seed', (v: string) => v.split(','))
+    .parse().opts<{ seed?: number, seeds?: number, start?: number, nodes?: number, verbose?: boolean, log?: string[], duration?: number }>()
   if (o.seed !== undefined) {
-    const r = await runSeed(o.seed, o.nodes)
+    const r = await runSeed(o.seed, o.nodes, o.log, o.duration)
     console.log(JSON.stringify(r, null, 2))
     if (!r.ok) { console.log(`FAILED: ${r.violation!.checker}: ${r.violation!.message}\nreplay: ${replay(o.seed, o.nodes)}`); process.exitCode = 1 }
     else console.log(`ok: converged ${((r.convergedAt! - r.healedAt) / 1000).toFixed(1)} s after healing; ${(r.simulatedMs / r.realMs).toFixed(1)}x real time at ${r.nodes} nodes`)

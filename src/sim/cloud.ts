@@ -48,6 +48,8 @@ export class SimCloud {
 
   /** Mutation: a cloud (or caller) that ignores idempotency tokens, so every retry launches anew. */
   ignoreTokens = false
+  /** After the fault phase the cloud behaves (answers still take time). */
+  healed = false
 
   constructor (private readonly rng: Rng, private readonly faults: CloudFaults, private readonly hooks: CloudHooks) {}
 
@@ -83,8 +85,8 @@ export class SimCloud {
     this.hooks.called({ caller, op, target, at: this.hooks.now() })
     const f = this.faults
     const delay = this.rng.range(f.delayMs[0], f.delayMs[1])
-    const throttled = this.rng.chance(f.throttleRate)
-    const lost = this.rng.chance(f.lostAnswerRate)
+    const throttled = this.rng.chance(f.throttleRate) && !this.healed
+    const lost = this.rng.chance(f.lostAnswerRate) && !this.healed
     return await new Promise<T>((resolve, reject) => {
       this.hooks.schedule(delay, () => {
         if (throttled) return reject(new ProviderError('RequestLimitExceeded', 'Request limit exceeded.', true))
@@ -99,7 +101,7 @@ export class SimCloud {
   private doLaunch (req: LaunchRequest): VmInfo {
     const known = this.ignoreTokens ? undefined : this.tokens.get(req.token)
     if (known) return this.info(this.vms.get(known)!)
-    if (this.rng.chance(this.faults.capacityRate)) throw new ProviderError('InsufficientInstanceCapacity', 'no capacity for this instance type', false)
+    if (this.rng.chance(this.faults.capacityRate) && !this.healed) throw new ProviderError('InsufficientInstanceCapacity', 'no capacity for this instance type', false)
     const vm: SimVm = { id: `vm-${this.nextVm++}`, launch: req.decisionId, token: req.token, state: 'pending', createdAt: this.hooks.now() }
     this.vms.set(vm.id, vm)
     this.tokens.set(req.token, vm.id)

@@ -28,6 +28,8 @@ export interface SimPlan {
   seed: number
   /** Nodes booted together at the start (they bootstrap with bootstrap_expect = this). */
   initialNodes: number
+  /** Nodes that boot soon after and join the cluster (bootstrap_expect 0), as a large fleet would. */
+  joiners: number
   minNodes: number
   maxNodes: number
   net: NetPlan
@@ -51,7 +53,10 @@ export interface PlanOptions {
 
 export function makePlan (seed: number, opts: PlanOptions = {}): SimPlan {
   const r = new Rng(seed)
-  const initialNodes = opts.nodes ?? r.pick([1, 1, 3, 3, 5])
+  // A large fleet: three nodes form the cluster, the others join it (as VMs the leader launches do).
+  const big = opts.nodes !== undefined && opts.nodes > 5
+  const initialNodes = big ? 3 : opts.nodes ?? r.pick([1, 1, 3, 3, 5])
+  const joiners = big ? opts.nodes! - 3 : 0
   const minNodes = Math.max(r.int(3, 5), Math.min(initialNodes, 5))
   const faultEndMs = opts.calm ? 5_000 : r.int(20_000, 45_000)
   const faults: Fault[] = []
@@ -83,8 +88,9 @@ export function makePlan (seed: number, opts: PlanOptions = {}): SimPlan {
   return {
     seed,
     initialNodes,
+    joiners,
     minNodes,
-    maxNodes: Math.max(minNodes + 4, initialNodes),
+    maxNodes: Math.max(minNodes + 4, initialNodes + joiners),
     net: calm ? { delayMs: [0.2, 2], loss: 0, duplicate: 0 } : { delayMs: [r.range(0.1, 2), r.range(2, 40)], loss: r.pick([0, 0, 0.01, 0.05]), duplicate: r.pick([0, 0.01, 0.05]) },
     cloud: calm
       ? { capacityRate: 0, throttleRate: 0, lostAnswerRate: 0, delayMs: [5, 50], bootMs: [500, 1_500] }

@@ -8,7 +8,7 @@ import type { InstanceReport, InstanceState } from '../core/types.js'
 import { dependencyView, membershipKnown } from '../core/views.js'
 import { NodeCore, type NodeTiming } from '../node/node.js'
 import type { Provider } from '../providers/provider.js'
-import { silentLogger } from '../util/log.js'
+import { silentLogger, type Logger } from '../util/log.js'
 import type { Rng } from './rng.js'
 
 export interface SimInstance {
@@ -32,9 +32,11 @@ export interface SimNodeHost {
   statefulStarted: (node: SimNode, inst: SimInstance) => void
   /** Local (daemon) clock of this node: simulated time scaled by its drift. */
   clock: (node: SimNode) => number
+  /** A logger for a node (debugging a seed), or undefined for silence. */
+  logger?: (id: string) => Logger | undefined
 }
 
-const logger = silentLogger()
+const quiet = silentLogger()
 
 export class SimNode {
   core!: NodeCore
@@ -46,6 +48,8 @@ export class SimNode {
   vmUp = true
   frozenUntil = -Infinity
   backlog: Array<() => void> = []
+  /** Heartbeats waiting for the next tick (large clusters only). */
+  inbox: Array<Parameters<NodeCore['onHeartbeat']>[0]> = []
   readonly instances = new Map<string, SimInstance>()
   /** Rendered balancer configs of local lb instances, by instance id. */
   readonly balancers = new Map<string, string>()
@@ -76,12 +80,13 @@ export class SimNode {
     }, this.timing, {
       publishHeartbeat: (hb) => this.host.publishHeartbeat(this, hb),
       publishControl: (msg) => this.host.publishControl(this, msg),
-      persist: (s) => { this.disk = structuredClone(s) },
+      // Documents are never changed once made, so the "disk" can hold the same objects.
+      persist: (s) => { this.disk = { ...s } },
       provider: this.host.provider,
       localReports: () => this.reports(),
       localWorkChanged: () => this.queueRender(),
       load: () => 0,
-      logger,
+      logger: this.host.logger?.(this.id) ?? quiet,
       rng: this.rng.next,
       now: () => this.host.clock(this),
       onPropose: (id) => this.host.proposed(this, id.version, id.term)
@@ -143,6 +148,7 @@ export class SimNode {
 
   /** The VM goes: daemon and services. */
   destroy (): void {
+    this.inbox = []
     this.vmUp = false
     this.daemonUp = false
     this.instances.clear()

@@ -279,3 +279,29 @@ export function unrecordedVmProcesses (c: TestCluster): string[] {
   }
   return out
 }
+
+/**
+ * Windows during which `vm` itself held a peer dead (from "member X is dead" to "member X is alive"
+ * in its agent.log), since `sinceMs`. After a stall the stalled daemon may count its own freeze as
+ * its peers' silence (bug 3 of the fault-test report): these windows explain what it then renders.
+ */
+export function selfEvictionWindows (c: TestCluster, vm: string, sinceMs: number): Array<{ peer: string, from: number, to: number }> {
+  const out: Array<{ peer: string, from: number, to: number }> = []
+  const open = new Map<string, number>()
+  for (const line of agentLogLines(c, vm, /"member vm-\d+ is (dead|alive)"/)) {
+    let e: { time: number, msg: string }
+    try { e = JSON.parse(line) as { time: number, msg: string } } catch { continue }
+    if (e.time < sinceMs) continue
+    const m = /^member (\S+) is (dead|alive)$/.exec(e.msg)
+    if (!m) continue
+    if (m[2] === 'dead') open.set(m[1]!, e.time)
+    else if (open.has(m[1]!)) { out.push({ peer: m[1]!, from: open.get(m[1]!)!, to: e.time }); open.delete(m[1]!) }
+  }
+  for (const [peer, from] of open) out.push({ peer, from, to: Date.now() })
+  return out
+}
+
+/** Start time of a request-loop failure line (`<ISO time> <what>`). */
+export function failureTime (failure: string): number {
+  return Date.parse(failure.split(' ')[0]!)
+}

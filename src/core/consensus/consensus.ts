@@ -47,6 +47,7 @@ export interface Ready {
 export type Rng = () => number
 
 const RECENT_DOCS = 8
+const NOTHING: Ready = Object.freeze({ send: Object.freeze([]) as unknown as ConsensusMsg[], events: Object.freeze([]) as unknown as ConsensusEvent[] }) as Ready
 
 export class Consensus {
   readonly id: NodeId
@@ -260,6 +261,8 @@ export class Consensus {
 
   /** Everything to persist, send and act on since the last call. */
   ready (): Ready {
+    // The common case (a heartbeat that changed nothing) allocates nothing.
+    if (!this.dirty && this.out.length === 0 && this.events.length === 0 && this.newlyCommitted === undefined) return NOTHING
     const rd: Ready = {
       send: this.out,
       events: this.events,

@@ -16,7 +16,7 @@ export function actsOnlyWithMajority (): Checker {
     name: 'no act without a majority',
     act (a, w) {
       const cut = w.now - w.lastMajorityAt(a.node)
-      return cut > w.leaseSlackMs ? `${a.node} acted (${a.what}) after ${Math.round(cut)} ms unable to hear a majority of voters (allowed: ${w.leaseSlackMs} ms)` : undefined
+      return cut > w.leaseSlackMs ? `${a.node} acted (${a.what}) though a majority of its voters had not been in contact with it for ${Math.round(cut)} ms (its lease allows ${Math.round(w.leaseSlackMs)} ms)` : undefined
     }
   }
 }

@@ -21,7 +21,10 @@ export interface World {
   now: number
   nodes: readonly SimNode[]
   cloud: SimCloud
-  /** When each node last could hear a majority of its voters (god view of links and processes). */
+  /**
+   * God view of links and processes: the latest time by which a majority of the node's voters had
+   * each been in contact with it (what a lease may rest on).
+   */
   lastMajorityAt: (id: string) => number
   /** How long after losing its majority a correct leader may still act (lease, drift, delays). */
   leaseSlackMs: number
