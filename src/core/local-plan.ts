@@ -12,7 +12,12 @@ export interface LocalInstance {
   specDir: string
 }
 
-export function localInstances (doc: ClusterDoc, self: NodeId): Map<string, LocalInstance> {
+/**
+ * `mounted` says whether a volume is really attached here now (the cloud's word): the document can
+ * lag behind an attach or detach still on its way, and a stateful instance must never start
+ * without its data.
+ */
+export function localInstances (doc: ClusterDoc, self: NodeId, mounted: (volume: string) => boolean = () => true): Map<string, LocalInstance> {
   const out = new Map<string, LocalInstance>()
   const spec: Spec | null = doc.spec
   if (!spec) return out
@@ -20,7 +25,7 @@ export function localInstances (doc: ClusterDoc, self: NodeId): Map<string, Loca
     if (rec.node !== self || rec.phase === 'stop') continue
     const s = spec.services[rec.service]
     if (!s) continue
-    if (rec.volume && doc.volumes[rec.volume]?.attachedTo !== self) continue
+    if (rec.volume && (doc.volumes[rec.volume]?.attachedTo !== self || !mounted(rec.volume))) continue
     out.set(rec.id, { rec, spec: s, port: portOf(spec, rec), specDir: spec.dir })
   }
   return out

@@ -226,7 +226,7 @@ export class Daemon {
     if (!membershipKnown(doc, members, this.startedAt, now(), this.cfg.timing.dead_after_ms)) { setTimeout(() => this.scheduleRender(), 250); return }
     this.renderRunning = true
     try {
-      const local = localInstances(doc, this.id)
+      const local = localInstances(doc, this.id, (v) => this.provider.mountPoint(v, this.id) !== undefined)
       const running = this.supervisor.reports()
       const desired = new Map<string, InstanceDef>()
       for (const [id, inst] of local) {

@@ -22,6 +22,8 @@ export interface ExecutorDeps {
   retryMs?: number
   /** Jitter source in [0, 1). */
   random: () => number
+  /** How often volume attachments are checked against the cloud. @default 10000 */
+  auditMs?: number
 }
 
 export class CloudExecutor {
@@ -32,6 +34,8 @@ export class CloudExecutor {
   constructor (private readonly deps: ExecutorDeps) {}
 
   reconcile (doc: ClusterDoc, now: number): void {
+    this.lastDoc = doc
+    this.audit(doc, now)
     for (const action of planCloud(doc)) {
       if (this.inflight.has(action.key) || (this.retryAt.get(action.key) ?? 0) > now) continue
       if (action.type === 'terminate' && action.node === this.deps.self) continue // never ourselves
@@ -51,6 +55,39 @@ export class CloudExecutor {
       }).finally(() => this.inflight.delete(action.key))
     }
   }
+
+  private lastAudit = -Infinity
+  private auditing = false
+
+  /**
+   * Every `auditMs`, compare where the document says each volume is with where the cloud says it
+   * is, and correct the document: a call whose answer was lost, or that landed after the plan
+   * changed, must not leave the two apart for good.
+   */
+  private audit (doc: ClusterDoc, now: number): void {
+    if (this.auditing || now - this.lastAudit < (this.deps.auditMs ?? 10_000)) return
+    const volumes = Object.values(doc.volumes)
+    if (volumes.length === 0) return
+    this.lastAudit = now
+    this.auditing = true
+    void (async () => {
+      for (const v of volumes) {
+        if (!this.deps.canAct()) return
+        const actual = await this.deps.provider.volumeAttachment(v.name)
+        if (actual !== v.attachedTo) {
+          this.deps.logger.warn({ volume: v.name, document: v.attachedTo, cloud: actual }, 'volume attachment differs from the document; correcting the document')
+          this.deps.report({ type: 'volume-attached', name: v.name, node: actual })
+        }
+      }
+    })().catch(err => this.deps.logger.debug({ err: String(err) }, 'volume audit failed; next time')).finally(() => { this.auditing = false })
+  }
+
+  /** Whether the last committed document has an instance of this volume on that node. */
+  private usedOn (volume: string, node: NodeId): boolean {
+    return Object.values(this.lastDoc?.instances ?? {}).some(i => i.volume === volume && i.node === node)
+  }
+
+  private lastDoc: ClusterDoc | undefined
 
   private async run (a: CloudAction): Promise<void> {
     const { provider, logger } = this.deps
@@ -78,11 +115,23 @@ export class CloudExecutor {
         await provider.detachVolume(a.name, a.node)
         this.deps.report({ type: 'volume-attached', name: a.name, node: null })
         return
-      case 'attach-volume':
+      case 'attach-volume': {
+        // The cloud's word, not the document's, decides: an answer lost earlier can leave the
+        // volume attached where the document does not know it.
+        const at = await provider.volumeAttachment(a.name)
+        if (at !== null && at !== a.node) {
+          // Attached elsewhere: it may only be taken from a node where no instance uses it any more
+          // (the scheduler asks for a move only then), else it waits.
+          if (this.usedOn(a.name, at)) throw new Error(`volume ${a.name} is still in use on ${at}`)
+          logger.info({ volume: a.name, from: at }, 'detaching a volume left attached elsewhere')
+          await provider.detachVolume(a.name, at)
+        }
+        if (!this.deps.canAct()) return
         logger.info({ volume: a.name, node: a.node }, 'attaching a volume')
-        await provider.attachVolume(a.name, a.service, a.node)
+        if (at !== a.node) await provider.attachVolume(a.name, a.service, a.node)
         this.deps.report({ type: 'volume-attached', name: a.name, node: a.node })
         return
+      }
     }
   }
 }

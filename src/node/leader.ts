@@ -36,7 +36,7 @@ export interface LeaderLoopDeps {
   commitTimeoutMs?: number
   scheduler?: SchedulerConfig
   /** Called for every document this loop proposes (the simulator checks who acts, and when). */
-  onPropose?: (id: DocId) => void
+  onPropose?: (id: DocId, mayAct: boolean) => void
 }
 
 export class LeaderLoop {
@@ -117,11 +117,14 @@ export class LeaderLoop {
     this.lastNotes = new Set(s.notes)
     if (waiters.length === 0 && (doc === c.acceptedDoc || JSON.stringify(doc) === JSON.stringify(c.acceptedDoc))) return
     const { term: _t, version: _v, ...content } = doc
+    // Whether we may act is judged as we act: a voter change takes effect with the proposal itself,
+    // and the lease under the new voter set is only established by the next acknowledgements.
+    const mayAct = c.canAct(now)
     const id = c.propose(content, now)
     if (!id) { for (const w of waiters) w.resolve({ ok: false, code: 'NOT_LEADER', message: 'lost leadership' }); return }
     this.inflight = { id, waiters }
     this.inflightSince = now
-    this.deps.onPropose?.(id)
+    this.deps.onPropose?.(id, mayAct)
     this.deps.flush()
   }
 

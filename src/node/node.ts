@@ -63,7 +63,7 @@ export interface NodePorts {
   /** Time for the executor's lease checks, between ticks. */
   now: () => number
   /** Every document the leader's loop proposes (for the simulator's checkers). */
-  onPropose?: (id: DocId) => void
+  onPropose?: (id: DocId, mayAct: boolean) => void
 }
 
 export class NodeCore {

@@ -35,6 +35,8 @@ export interface Provider {
   attachVolume (name: string, service: string, vmId: string): Promise<void>
   /** Detach the volume from the VM; succeeds if it is not attached there. */
   detachVolume (name: string, vmId: string): Promise<void>
+  /** Where the volume is attached now, as the cloud says (null: nowhere, or no such volume). */
+  volumeAttachment (name: string): Promise<string | null>
   /** On the node itself: where an attached volume is mounted, or undefined when it is not attached here. */
   mountPoint (name: string, vmId: string): string | undefined
 }

@@ -26,7 +26,7 @@ export interface SimVm {
 }
 
 /** One cloud call, as the invariant checkers see it. */
-export interface CloudCall { caller: string, op: 'launch' | 'terminate' | 'attach' | 'detach', target: string, at: number }
+export interface CloudCall { caller: string, op: 'launch' | 'terminate' | 'attach' | 'detach' | 'describe', target: string, at: number }
 
 export interface CloudHooks {
   now: () => number
@@ -69,6 +69,7 @@ export class SimCloud {
       list: async () => [...this.vms.values()].map(v => this.info(v)),
       attachVolume: async (name, _service, vmId) => { await this.call(caller, 'attach', `${name}@${vmId}`, () => this.doAttach(name, vmId)) },
       detachVolume: async (name, vmId) => { await this.call(caller, 'detach', `${name}@${vmId}`, () => this.doDetach(name, vmId)) },
+      volumeAttachment: async (name) => await this.call(caller, 'describe', name, () => this.volumes.get(name) ?? null),
       mountPoint: (name, vmId) => this.volumes.get(name) === vmId ? `/sim/volumes/${name}` : undefined
     }
   }

@@ -26,7 +26,7 @@ export interface SimNodeHost {
   schedule: (delayMs: number, run: () => void) => void
   publishHeartbeat: (from: SimNode, hb: Parameters<NodeCore['onHeartbeat']>[0]) => void
   publishControl: (from: SimNode, msg: Parameters<NodeCore['onControl']>[0]) => void
-  proposed: (from: SimNode, version: number, term: number) => void
+  proposed: (from: SimNode, version: number, term: number, mayAct: boolean) => void
   provider: Provider
   /** A stateful instance starts (the checker verifies its volume is attached here). */
   statefulStarted: (node: SimNode, inst: SimInstance) => void
@@ -89,7 +89,7 @@ export class SimNode {
       logger: this.host.logger?.(this.id) ?? quiet,
       rng: this.rng.next,
       now: () => this.host.clock(this),
-      onPropose: (id) => this.host.proposed(this, id.version, id.term)
+      onPropose: (id, mayAct) => this.host.proposed(this, id.version, id.term, mayAct)
     }, amnesic ? null : this.disk, amnesic, this.host.clock(this))
   }
 
@@ -118,7 +118,7 @@ export class SimNode {
     const members = this.core.memberMap()
     if (!doc || !c.isCurrent) return
     if (!membershipKnown(doc, members, this.core.uptimeSince, this.host.clock(this), this.timing.membership.deadAfterMs)) { this.host.schedule(250, () => this.queueRender()); return }
-    const want = localInstances(doc, this.id)
+    const want = localInstances(doc, this.id, (v) => this.host.provider.mountPoint(v, this.id) !== undefined)
     for (const [id, inst] of this.instances) {
       if (want.has(id) || inst.state === 'Stopping') continue
       inst.state = 'Stopping'

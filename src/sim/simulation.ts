@@ -160,7 +160,7 @@ export class Simulation {
       schedule: (d: number, run: () => void) => this.at(this.now + d, run),
       publishHeartbeat: (from: SimNode, hb: Heartbeat) => this.sendHeartbeat(from, hb),
       publishControl: (from: SimNode, msg: ConsensusMsg) => this.sendControl(from, msg),
-      proposed: (from: SimNode, version: number, term: number) => this.proposed(from, version, term),
+      proposed: (from: SimNode, version: number, term: number, mayAct: boolean) => this.proposed(from, version, term, mayAct),
       provider: this.cloud.providerFor(vm.id),
       statefulStarted: (node: SimNode, inst: SimInstance) => this.statefulStarted(node, inst),
       clock: (n: SimNode) => this.clock(n),
@@ -241,19 +241,23 @@ export class Simulation {
 
   // ---- acts ----
 
-  private proposed (from: SimNode, version: number, term: number): void {
+  private proposed (from: SimNode, version: number, term: number, mayAct: boolean): void {
     if (this.opts.mutation === 'forget-desired') this.mutateForget(from)
-    this.act({ node: from.id, kind: 'propose', term, canAct: from.core.consensus.canAct(this.clock(from)), at: this.now, what: `document v${version}` })
+    // mayAct: the node's own canAct() right before it proposed (a voter change in the proposal
+    // itself may suspend the lease until the new voters acknowledge).
+    // The voters it acted under: the committed set (one proposal is in flight at a time).
+    this.act({ node: from.id, kind: 'propose', term, canAct: mayAct, at: this.now, what: `document v${version}`, voters: from.core.consensus.committed?.voters ?? from.core.consensus.voters() })
   }
 
   private cloudCalled (call: CloudCall): void {
     const n = this.nodes.get(call.caller)
-    if (!n) return
+    if (!n || call.op === 'describe') return // reads change nothing
     const c = n.core.consensus
-    this.act({ node: n.id, kind: 'cloud', term: c.currentTerm, canAct: c.canAct(this.clock(n)), at: this.now, what: `${call.op} ${call.target}` })
+    this.act({ node: n.id, kind: 'cloud', term: c.currentTerm, canAct: c.canAct(this.clock(n)), at: this.now, what: `${call.op} ${call.target}`, voters: c.voters() })
   }
 
   private act (a: Act): void {
+    this.trackMajorities() // contacts as of this instant (a voter may have been added just now)
     const w = this.world()
     for (const ch of this.checkers) {
       const v = ch.act?.(a, w)
@@ -276,7 +280,7 @@ export class Simulation {
       now: this.now,
       nodes: [...this.nodes.values()],
       cloud: this.cloud,
-      lastMajorityAt: (id) => this.lastMajorityAt(id),
+      lastMajorityAt: (id, voters) => this.lastMajorityAt(id, voters),
       leaseSlackMs: TIMING.consensus.leaseMs * (1 + 2 * this.plan.maxDrift) + 2 * (this.nodes.size > 30 ? 10 * CHECK_MS : CHECK_MS),
       acks: this.acks
     }
@@ -297,7 +301,8 @@ export class Simulation {
   private trackMajorities (): void {
     for (const n of this.nodes.values()) {
       if (!n.running || n.frozen) continue
-      for (const v of n.core.consensus.voters()) {
+      const c = n.core.consensus
+      for (const v of new Set([...c.voters(), ...(c.committed?.voters ?? [])])) {
         const peer = this.nodes.get(v)
         if (v === n.id || (peer?.running && !peer.frozen && this.linkOk(v, n.id) && this.linkOk(n.id, v))) this.lastContact.set(`${n.id}>${v}`, this.now)
       }
@@ -308,9 +313,7 @@ export class Simulation {
    * The last time a majority of the node's voters had each been in contact with it: the evidence a
    * lease rests on (acknowledgements from a majority, each within the lease, not all at once).
    */
-  private lastMajorityAt (id: string): number {
-    const n = this.nodes.get(id)
-    const voters = n?.core.consensus.voters() ?? []
+  private lastMajorityAt (id: string, voters: readonly string[]): number {
     if (voters.length === 0) return -Infinity
     const times = voters.map(v => this.lastContact.get(`${id}>${v}`) ?? -Infinity).sort((a, b) => b - a)
     return times[majority(voters.length) - 1]!
@@ -486,7 +489,7 @@ export class Simulation {
     this.at(this.now + ms - 1, () => {
       const newer = this.leader()
       if (!newer || newer === n) return
-      this.act({ node: n.id, kind: 'propose', term: newer.core.consensus.currentTerm, canAct: true, at: this.now, what: 'a document made in the new leader\'s term' })
+      this.act({ node: n.id, kind: 'propose', term: newer.core.consensus.currentTerm, canAct: true, at: this.now, what: 'a document made in the new leader\'s term', voters: n.core.consensus.voters() })
     })
   }
 

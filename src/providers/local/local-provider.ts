@@ -142,6 +142,11 @@ export class LocalProvider implements Provider {
     await serialized(this.reg.clusterDir, () => volumes.detachVolume(this.reg, name, vmId))
   }
 
+  async volumeAttachment (name: string): Promise<string | null> {
+    const a = this.reg.readAttachment(name)
+    return a !== undefined && isLive(this.reg.readVm(a.vm)) ? a.vm : null
+  }
+
   mountPoint (name: string, vmId: string): string | undefined {
     return volumes.mountPoint(this.reg, name, vmId)
   }

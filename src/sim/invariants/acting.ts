@@ -15,7 +15,7 @@ export function actsOnlyWithMajority (): Checker {
   return {
     name: 'no act without a majority',
     act (a, w) {
-      const cut = w.now - w.lastMajorityAt(a.node)
+      const cut = w.now - w.lastMajorityAt(a.node, a.voters)
       return cut > w.leaseSlackMs ? `${a.node} acted (${a.what}) though a majority of its voters had not been in contact with it for ${Math.round(cut)} ms (its lease allows ${Math.round(w.leaseSlackMs)} ms)` : undefined
     }
   }

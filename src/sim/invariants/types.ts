@@ -12,6 +12,8 @@ export interface Act {
   canAct: boolean
   at: number
   what: string
+  /** The voter set the node acted under (before any change the act itself makes). */
+  voters: readonly string[]
 }
 
 /** An operator command the cluster acknowledged (or may have applied without saying so). */
@@ -25,7 +27,7 @@ export interface World {
    * God view of links and processes: the latest time by which a majority of the node's voters had
    * each been in contact with it (what a lease may rest on).
    */
-  lastMajorityAt: (id: string) => number
+  lastMajorityAt: (id: string, voters: readonly string[]) => number
   /** How long after losing its majority a correct leader may still act (lease, drift, delays). */
   leaseSlackMs: number
   acks: readonly Ack[]
