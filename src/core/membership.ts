@@ -95,6 +95,15 @@ export class Membership {
     return this.set(m, 'dead', now, 'connection refused')
   }
 
+  /**
+   * This node itself was stalled (GC, SIGSTOP, a paused VM) for `gapMs`: its peers' heartbeats
+   * wait unread in the socket buffers, so their silence says nothing. Move every deadline by the gap.
+   */
+  forgiveStall (gapMs: number, now: number): void {
+    for (const m of this.members.values()) if (m.id !== this.self && m.status !== 'dead') m.heardAt = Math.min(now, m.heardAt + gapMs)
+    this.nextCheckAt = -Infinity
+  }
+
   tick (now: number): MemberChange[] {
     if (now < this.nextCheckAt) return []
     const changes: MemberChange[] = []

@@ -22,9 +22,18 @@ export interface SchedulerConfig {
    * replaced at once. @default 10000
    */
   deadGraceMs: number
+  /**
+   * A dead node's stateless instances are replaced elsewhere after this long: a daemon that
+   * crashed on a healthy VM (its services still serving) is restarted by its init sooner.
+   * @default 3000
+   */
+  replaceAfterMs: number
 }
 
-export const DEFAULT_SCHEDULER: SchedulerConfig = { maxVoters: 5, launchRetryMs: 10_000, joinDeadlineMs: 120_000, deadGraceMs: 10_000 }
+export const DEFAULT_SCHEDULER: SchedulerConfig = { maxVoters: 5, launchRetryMs: 10_000, joinDeadlineMs: 120_000, deadGraceMs: 10_000, replaceAfterMs: 3_000 }
+
+/** Dependents keep a dead node's instances in their views this long (see replaceAfterMs). */
+export const VIEW_DEAD_GRACE_MS = DEFAULT_SCHEDULER.replaceAfterMs
 
 /** Leader-local memory between ticks (not replicated: a new leader starts its timers afresh). */
 export interface LeaderMemory {
@@ -133,8 +142,8 @@ function admitNodes (ctx: Ctx): void {
 }
 
 /**
- * A dead node's stateless instances are replaced at once (a replacement is cheap; if the node comes
- * back, it stops its old ones). The node itself is terminated, its stateful instances moved and its
+ * A dead node's stateless instances are replaced after `replaceAfterMs` (a replacement is cheap; a
+ * daemon restarted by its init is back sooner, its instances still serving, and nothing moves). The node itself is terminated, its stateful instances moved and its
  * vote given away only after `deadGraceMs`: a daemon that crashed on a healthy VM is back within
  * seconds (systemd restarts it) with its db still running, and terminating it would turn a brief
  * fault into a permanent one.
@@ -152,7 +161,7 @@ function handleDeadNodes (ctx: Ctx): void {
         if (!graceOver) continue
         // A stateful instance is gone only once its VM is: until then it might still write.
         if (inst.phase !== 'stop') { inst.phase = 'stop'; inst.drainVersion = d.version + 1; ctx.notes.push(`${inst.id}: its node ${id} is dead; waiting for the node to be terminated before moving ${inst.volume}`) }
-      } else {
+      } else if (now - mem.deadSince.get(id)! >= ctx.cfg.replaceAfterMs) {
         forgetInstance(d, inst)
         ctx.notes.push(`${inst.id}: its node ${id} is dead; a replacement will be placed`)
       }

@@ -2,6 +2,7 @@
 import { dependencyLevels } from '../spec/graph.js'
 import type { Member } from './membership.js'
 import { portOf } from './placement.js'
+import { VIEW_DEAD_GRACE_MS } from './scheduler.js'
 import { dependencyView, viewAddresses } from './views.js'
 import type { ClusterDoc, ClusterPhase, DocId, InstanceRec, InstanceReport, InstanceState, LaunchRec, NodeId } from './types.js'
 
@@ -128,7 +129,7 @@ export function buildStatus (input: StatusInput): StatusReport {
         const desired = doc.phase === 'up' ? (doc.desired[name] ?? 0) : 0
         const current = instances.filter(i => i.state === 'ONLINE' && i.phase === 'run').length
         // Settled also means every instance was given the dependencies that serve now (re-pointed).
-        const expected = JSON.stringify(viewAddresses(dependencyView(doc, members, name)))
+        const expected = JSON.stringify(viewAddresses(dependencyView(doc, members, name, now, VIEW_DEAD_GRACE_MS)))
         const svcSettled = current === desired && instances.every(i => i.phase === 'run' && i.state === 'ONLINE' &&
           (s.depends_on.length === 0 || JSON.stringify(i.deps ?? {}) === expected))
         if (!svcSettled) settled = false

@@ -19,9 +19,10 @@ export type DependencyView = Record<string, Endpoint[]>
 /**
  * An instance is in the view when the document has it running (not draining or stopping) and its
  * node, alive or merely suspect, reports it ONLINE. A suspect node keeps its instances: a briefly
- * stalled daemon must not flap out of every balancer.
+ * stalled daemon must not flap out of every balancer. A node dead for less than `deadGraceMs`
+ * keeps them too (its daemon may be restarting); callers without a clock get the strict view.
  */
-export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Member>, service: string): DependencyView {
+export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Member>, service: string, now = Infinity, deadGraceMs = 0): DependencyView {
   const view: DependencyView = {}
   const spec = doc.spec
   const deps = spec?.services[service]?.depends_on ?? []
@@ -30,7 +31,8 @@ export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Me
   for (const inst of Object.values(doc.instances)) {
     if (!deps.includes(inst.service) || inst.phase !== 'run' || inst.node === null) continue
     const m = members.get(inst.node)
-    if (!m || m.status === 'dead') continue
+    // Dead only just now (a refused redial): maybe its daemon restarts while its services serve.
+    if (!m || (m.status === 'dead' && now - m.since >= deadGraceMs)) continue
     if (m.hb.instances[inst.id]?.state !== 'ONLINE') continue
     const port = portOf(spec, inst)
     if (port === undefined) continue

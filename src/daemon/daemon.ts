@@ -8,6 +8,7 @@ import type { Command } from '../core/commands.js'
 import { localInstances, type LocalInstance } from '../core/local-plan.js'
 import type { StatusReport } from '../core/status.js'
 import type { ClusterDoc, InstanceReport } from '../core/types.js'
+import { VIEW_DEAD_GRACE_MS } from '../core/scheduler.js'
 import { dependencyView, membershipKnown } from '../core/views.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { loadOrCreatePeerKey, loadPsk, loadToken } from '../mesh/keys.js'
@@ -50,6 +51,7 @@ export class Daemon {
   private renderPending = false
   private renderRunning = false
   private lastBootstrapDial = -Infinity
+  private readonly lastDeadDial = new Map<string, number>()
   private stopped = false
 
   constructor (opts: DaemonOptions) {
@@ -178,10 +180,17 @@ export class Daemon {
     if (r === 'refused') this.node.refused(id, now())
   }
 
-  /** Dial members we are not connected to (mesh upkeep), and bootstrap peers while alone. */
+  /**
+   * Dial members we are not connected to (mesh upkeep), and bootstrap peers while alone. Dead
+   * members are dialled too, less often: after a partition both sides think the other dead, and
+   * only a dial brings them back together.
+   */
   private keepConnected (): void {
-    for (const m of this.membership.live()) {
+    const t = now()
+    for (const m of this.membership.all()) {
       if (m.id === this.id || this.mesh.isConnected(m.hb.peer)) continue
+      if (m.status === 'dead' && t - (this.lastDeadDial.get(m.id) ?? -Infinity) < 2_000) continue
+      if (m.status === 'dead') this.lastDeadDial.set(m.id, t)
       void this.redial(m.id, m.hb.mesh)
     }
     if (this.mesh.connectedPeers().length === 0 || !this.consensus.currentLeader) this.dialBootstrap()
@@ -230,7 +239,7 @@ export class Daemon {
       const running = this.supervisor.reports()
       const desired = new Map<string, InstanceDef>()
       for (const [id, inst] of local) {
-        const view = dependencyView(doc, members, inst.rec.service)
+        const view = dependencyView(doc, members, inst.rec.service, now(), VIEW_DEAD_GRACE_MS)
         let def = this.defs.get(id)
         // A changed service spec (a relaunch with a new spec) gives a new definition: a restart.
         if (def && JSON.stringify(def.spec) !== JSON.stringify(inst.spec)) def = undefined

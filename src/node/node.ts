@@ -17,6 +17,9 @@ import type { Logger } from '../util/log.js'
 import { CloudExecutor } from './executor.js'
 import { LeaderLoop, type SubmitResult } from './leader.js'
 
+/** A gap between ticks above this means the process was stalled (ticks come every ~100 ms). */
+const STALL_GAP_MS = 500
+
 export interface NodeIdentity {
   id: NodeId
   cluster: string
@@ -72,6 +75,7 @@ export class NodeCore {
   readonly consensus: Consensus
   private readonly leader: LeaderLoop
   private readonly executor: CloudExecutor
+  private lastTickAt = 0
   private hbSeq = 0
   private rev = 0
   private lastContent = ''
@@ -99,6 +103,14 @@ export class NodeCore {
   // ---- inputs ----
 
   tick (now: number): void {
+    // A tick far later than the last one means this process was stalled: what it did not hear
+    // meanwhile it could not have heard, so it judges nobody by that silence.
+    const gap = now - this.lastTickAt
+    if (this.lastTickAt > 0 && gap > STALL_GAP_MS) {
+      this.ports.logger.warn({ stalledMs: Math.round(gap) }, 'this node was stalled; peers are not judged by the silence')
+      this.membership.forgiveStall(gap, now)
+    }
+    this.lastTickAt = now
     for (const ch of this.membership.tick(now)) this.onMemberChange(ch, now)
     this.consensus.tick(now)
     this.maybeBootstrap(now)

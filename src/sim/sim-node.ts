@@ -5,6 +5,7 @@ import { renderBuiltinConfig } from '../balancers/builtin/render.js'
 import type { PersistentState } from '../core/consensus/consensus.js'
 import { localInstances } from '../core/local-plan.js'
 import type { InstanceReport, InstanceState } from '../core/types.js'
+import { VIEW_DEAD_GRACE_MS } from '../core/scheduler.js'
 import { dependencyView, membershipKnown } from '../core/views.js'
 import { NodeCore, type NodeTiming } from '../node/node.js'
 import type { Provider } from '../providers/provider.js'
@@ -133,7 +134,7 @@ export class SimNode {
         const started = inst
         this.host.schedule(this.rng.range(100, 1_500), () => { if (started.state === 'Starting' && this.instances.get(id) === started) { started.state = 'ONLINE'; this.changed() } })
       }
-      const view = dependencyView(doc, members, li.rec.service)
+      const view = dependencyView(doc, members, li.rec.service, this.host.clock(this), VIEW_DEAD_GRACE_MS)
       inst.view = doc.version
       inst.viewKey = JSON.stringify(view)
       if (li.spec.balancer) this.balancers.set(id, renderBuiltinConfig(li.spec.balancer.routes, view))

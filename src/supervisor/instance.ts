@@ -56,7 +56,26 @@ export class InstanceRunner {
       const proc = new AdoptedHandle(adoptedFrom.pid, adoptedFrom.startTime, ADOPTED_POLL_MS)
       this.watch(proc)
       this.log.info({ pid: adoptedFrom.pid, state: this.state }, 'adopted running instance')
+      this.firstCheck = this.checkAdopted(adoptedFrom)
     }
+  }
+
+  /** Resolves once an adopted instance's first health check is known (it is then ONLINE or still Starting). */
+  firstCheck: Promise<void> = Promise.resolve()
+
+  /**
+   * Check an adopted instance right away, before the daemon tells anyone about it: reported as
+   * Starting, a serving balancer or db would drop out of every dependent's view after a daemon
+   * restart (case 02).
+   */
+  private async checkAdopted (pf: PidFile): Promise<void> {
+    const h = pf.health
+    const kind = checkKind(h)
+    if (kind === 'command') return // needs the spec's environment: the regular checks decide
+    if (!h || !kind) { this.online(); return }
+    if (pf.port === undefined) return
+    const err = await runCheck(h, { host: this.ctx.bindIp, port: pf.port, cwd: '/', env: {} })
+    if (err === null && this.state === 'Starting') this.online()
   }
 
   report (): InstanceReport {
@@ -84,7 +103,7 @@ export class InstanceRunner {
     this.lastCheckError = undefined
     this.watch(proc)
     if (proc.pid !== undefined) {
-      const pf: PidFile = { pid: proc.pid, startTime: procStartTime(proc.pid), argv: plan.argv, port: this.def.port, stop: this.def.spec.stop }
+      const pf: PidFile = { pid: proc.pid, startTime: procStartTime(proc.pid), argv: plan.argv, port: this.def.port, stop: this.def.spec.stop, ...(this.def.spec.health ? { health: this.def.spec.health } : {}) }
       try {
         writePidFile(this.ctx.dataDir, this.id, pf)
       } catch (err) {

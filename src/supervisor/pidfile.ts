@@ -3,6 +3,7 @@
 import { readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomicSync } from '../store/atomic.js'
+import type { HealthSpec } from '../spec/schema.js'
 
 export interface PidFile {
   pid: number
@@ -13,6 +14,8 @@ export interface PidFile {
   port?: number
   /** How to stop it when it is adopted but no longer wanted (the new daemon may not know its spec). */
   stop?: { signal: NodeJS.Signals, timeout_ms: number }
+  /** Its health check, so a restarted daemon can tell at once whether an adopted instance serves. */
+  health?: HealthSpec
 }
 
 export function instanceDir (dataDir: string, id: string): string {

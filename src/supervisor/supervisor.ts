@@ -44,12 +44,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Adopt instance processes left running by a previous daemon on this node. Call once before reconcile. */
   async adopt (): Promise<void> {
+    const checks: Array<Promise<void>> = []
+    await this.adoptEach(checks)
+    // Wait (briefly) for their first health checks, so the first heartbeat says ONLINE.
+    await Promise.race([Promise.all(checks), new Promise(resolve => setTimeout(resolve, 2_000).unref())])
+  }
+
+  private async adoptEach (checks: Array<Promise<void>>): Promise<void> {
     for (const id of listInstanceDirs(this.opts.dataDir)) {
       if (this.runners.has(id)) continue
       const pf = readPidFile(this.opts.dataDir, id)
       if (pf && isAlive(pf.pid, pf.startTime)) {
         const r = new InstanceRunner(this.ctx, id, null, pf)
         this.runners.set(id, r)
+        checks.push(r.firstCheck.catch(() => {}))
         this.emit('change', id, r.report())
       } else if (pf || existsSync(pidPath(this.opts.dataDir, id))) {
         this.ctx.log.info({ instance: id, pid: pf?.pid }, 'removing stale pid.json (process gone or pid reused)')

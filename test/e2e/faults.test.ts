@@ -10,7 +10,7 @@ import { Client } from '../../src/cli/client.js'
 import type { StatusReport } from '../../src/core/status.js'
 import { balancerUrl, kill, requestLoop, settled, type TestCluster } from '../helpers/cluster.js'
 import {
-  agentLogLines, balancerBackends, describeStatus, duplicateLaunches, failureTime, instancesOf, procStartTime, registryVms,
+  agentLogLines, balancerBackends, describeStatus, duplicateLaunches, instancesOf, procStartTime, registryVms,
   selfEvictionWindows, servicePids, settledCluster, sleep, statusAt, tokenTerm, unrecordedVmProcesses, waitUntil, watchStatus
 } from '../helpers/faults.js'
 
@@ -135,7 +135,7 @@ describe('faults', () => {
     }
   })
 
-  it('a daemon frozen twice for 3 s: never declared dead, the balancer list never changes, no failed request (bug 3 aside)', async () => {
+  it('a daemon frozen twice for 3 s: never declared dead, the balancer list never changes, no failed request', async () => {
     const cl = await up()
     const p = await cl.cli('propagate_service', 'app')
     expect(p.code, p.stdout + p.stderr).toBe(0)
@@ -189,16 +189,10 @@ describe('faults', () => {
     for (const [node, statuses] of seen) expect(statuses.has('dead'), `${node} saw ${victim} as ${[...statuses].join('/')}`).toBe(false)
     expect(changes, changes.join('\n')).toEqual([])
     expect(lb1.rerenders ?? 0).toBe(rerenders0)
-    // BUG 3 (see the report; intermittent, ~1 freeze in 5-10): once resumed, the frozen daemon may
-    // count its own freeze as its peers' silence, hold a peer dead for ~100 ms and re-render its
-    // app without the db, which then answers 503. Failures inside such a window are printed as
-    // that bug; any other failure fails the test. The soak (npm run soak) stays strict.
-    const windows = selfEvictionWindows(cl, victim, tStart)
-    const unexplained = r.failures.filter(f => !windows.some(w => failureTime(f) >= w.from - 200 && failureTime(f) <= w.to + 1_000))
-    if (windows.length > 0) {
-      console.log(`BUG 3 seen: after resuming, ${victim} held ${windows.map(w => `${w.peer} dead for ${w.to - w.from} ms`).join(', ')}; ${r.failed - unexplained.length} failed requests in those windows`)
-    }
-    expect(unexplained, unexplained.slice(0, 10).join('\n')).toEqual([])
+    // The frozen daemon itself does not judge its peers by its own freeze (it once held a peer dead
+    // for ~100 ms after resuming and re-rendered its app without the db).
+    expect(selfEvictionWindows(cl, victim, tStart)).toEqual([])
+    expect(r.failed, r.failures.slice(0, 10).join('\n')).toBe(0)
     // Its instances never moved.
     expect(s1.services.flatMap(v => v.instances).filter(i => i.node === victim).map(i => i.id).sort())
       .toEqual(s0.services.flatMap(v => v.instances).filter(i => i.node === victim).map(i => i.id).sort())

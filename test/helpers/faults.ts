@@ -301,7 +301,3 @@ export function selfEvictionWindows (c: TestCluster, vm: string, sinceMs: number
   return out
 }
 
-/** Start time of a request-loop failure line (`<ISO time> <what>`). */
-export function failureTime (failure: string): number {
-  return Date.parse(failure.split(' ')[0]!)
-}

@@ -56,7 +56,7 @@ describe('scheduler', () => {
     expect(victim).not.toBe('vm-1')
     w.kill(victim)
     w.nodes.get(victim)!.status = 'dead'
-    w.run(30)
+    w.run(40)
     // Its app is replaced at once; the node keeps its place (and vote) during the grace period.
     expect(w.online('app')).toHaveLength(1)
     expect(w.online('app')[0]).not.toContain(victim)

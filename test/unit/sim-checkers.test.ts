@@ -15,7 +15,8 @@ function plan (over: Partial<SimPlan>): SimPlan {
 }
 
 const isolateLeader: Partial<SimPlan> = { faults: [{ at: 10_000, type: 'partition', target: 'leader', peers: 'all', oneWay: false, ms: 9_000 }] }
-const lostAnswers: Partial<SimPlan> = { initialNodes: 1, cloud: { capacityRate: 0, throttleRate: 0, lostAnswerRate: 1, delayMs: [5, 50], bootMs: [300, 800] } }
+// Every launch answer is lost, and VMs boot slowly: the leader retries before they join.
+const lostAnswers: Partial<SimPlan> = { initialNodes: 1, cloud: { capacityRate: 0, throttleRate: 0, lostAnswerRate: 1, delayMs: [5, 50], bootMs: [4_000, 6_000] } }
 const scaled: Partial<SimPlan> = { workload: [{ at: 6_000, type: 'scale', service: 'www', count: 2 }, { at: 12_000, type: 'scale', service: 'app', count: 2 }] }
 
 async function run (p: SimPlan, checker: Checker, mutation?: Mutation) {

@@ -371,7 +371,8 @@ describe('Supervisor: reconcile and adoption', () => {
     const sup2 = makeSup()
     const events = record(sup2)
     await sup2.adopt()
-    expect(sup2.reports()).toEqual({ 'bal-1': { state: 'Starting', port } })
+    // Its first health check ran during adopt(): a restarted daemon reports it ONLINE at once (case 02).
+    expect(sup2.reports()).toEqual({ 'bal-1': { state: 'ONLINE', port } })
     sup2.reconcile(desired)
     await waitState(sup2, 'bal-1', 'ONLINE')
     expect(sup2.pid('bal-1')).toBe(pid)
