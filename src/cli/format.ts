@@ -30,6 +30,7 @@ export function formatStatus (s: StatusReport, color = false): string {
     const hb = n.heartbeatAgeS === undefined ? 'never heard' : `${n.heartbeatAgeS.toFixed(1)} sec(s)`
     lines.push(`  ${n.id.padEnd(8)} ${n.ip.padEnd(15)} ${stateColor(n.status.padEnd(7))} load=${n.load1 ?? '?'}, ${hb}${role ? `  [${role}]` : ''}`)
   }
+  for (const a of s.addresses ?? []) lines.push(`  address ${a.name}${a.ip ? ` ${a.ip}` : ''} -> ${a.associatedTo ?? 'nothing'}${a.wantAt && a.wantAt !== a.associatedTo ? ` (moving to ${a.wantAt})` : ''}`)
   for (const l of s.launches) lines.push(`  ${l.id}: ${l.status}${l.vm ? ` (${l.vm})` : ''} — ${l.reason}${l.error ? `: ${l.error}` : ''}`)
   for (const w of s.warnings) lines.push(c('33', `warning: ${w}`))
   return lines.join('\n')

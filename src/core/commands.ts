@@ -4,8 +4,9 @@ import { checkSpec } from '../spec/load.js'
 import type { Spec } from '../spec/schema.js'
 import type { Observed } from './observed.js'
 import { own } from './keys.js'
-import { pickRoom, roomOn } from './placement.js'
-import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
+import { startMigration } from './migration.js'
+import { roomOn } from './placement.js'
+import type { ClusterDoc, NodeId } from './types.js'
 
 export type Command =
   | { type: 'launch', spec?: Spec }
@@ -17,6 +18,7 @@ export type Command =
   | { type: 'launch-result', id: string, vm?: string, error?: string }
   | { type: 'terminated', node: NodeId }
   | { type: 'volume-attached', name: string, node: NodeId | null }
+  | { type: 'address-associated', name: string, node: NodeId | null, ip?: string }
 
 export type CommandErrorCode = 'NOT_FOUND' | 'AT_MAX' | 'BAD_REQUEST' | 'CONFLICT' | 'NO_SPEC'
 
@@ -68,6 +70,13 @@ export function applyCommand (doc: ClusterDoc, cmd: Command, obs: Observed): Com
       for (const l of Object.values(d.launches)) if (l.vm === cmd.node) delete d.launches[l.id]
       return { ok: true, doc: d, message: `${cmd.node} terminated` }
     }
+    case 'address-associated': {
+      const a = own(d.addresses ?? {}, cmd.name)
+      if (!a) return err('NOT_FOUND', `no address ${cmd.name}`)
+      a.associatedTo = cmd.node
+      if (cmd.ip) a.ip = cmd.ip
+      return { ok: true, doc: d, message: `address ${cmd.name}${cmd.ip ? ` (${cmd.ip})` : ''} associated with ${cmd.node ?? 'nothing'}` }
+    }
     case 'volume-attached': {
       const v = own(d.volumes, cmd.name)
       if (!v) return err('NOT_FOUND', `no volume ${cmd.name}`)
@@ -117,15 +126,8 @@ function migrate (d: ClusterDoc, id: string, to: NodeId | undefined, obs: Observ
     const slot = roomOn(d, d.spec, to, inst.service)
     if (slot === undefined) return err('CONFLICT', `node ${to} has no room for ${inst.service}`)
     target = { node: to, slot }
-  } else {
-    target = pickRoom(d, d.spec, obs, inst.service, [inst.node])
   }
-  d.seq++
-  const next: InstanceRec = { id: `${inst.service}-${d.seq}`, service: inst.service, node: target?.node ?? null, slot: target?.slot ?? 0, phase: 'run', replaces: inst.id }
-  if (!target) next.notOn = inst.node
-  if (inst.volume) next.volume = inst.volume
-  inst.migratingTo = next.id
-  d.instances[next.id] = next
-  const where = target ? `to ${target.node}` : 'to a new VM (no node has room)'
+  const next = startMigration(d, d.spec, obs, inst, target)
+  const where = next.node ? `to ${next.node}` : 'to a new VM (no node has room)'
   return { ok: true, doc: d, message: `${id} -> ${next.id} ${where}` }
 }

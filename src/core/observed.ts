@@ -16,6 +16,8 @@ export interface ObservedNode {
   launch?: string
   /** Lost its persisted state (it must leave the voters, then come back). */
   amnesic?: boolean
+  /** It is going away (spot interruption, maintenance): why. */
+  draining?: string
   instances: Record<InstanceId, InstanceReport>
 }
 

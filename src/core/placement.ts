@@ -24,7 +24,7 @@ export function roomOn (doc: Pick<ClusterDoc, 'instances'>, spec: Spec, node: No
 export function usableNodes (doc: Pick<ClusterDoc, 'nodes' | 'terminations'>, obs: Observed): NodeId[] {
   return Object.keys(doc.nodes).filter(id => {
     const o = obs.nodes.get(id)
-    return o?.status === 'alive' && o.current && !doc.terminations[id]
+    return o?.status === 'alive' && o.current && !o.draining && !doc.terminations[id]
   }).sort()
 }
 

@@ -6,6 +6,7 @@
 import { dependencyLevels, dependentsOf } from '../spec/graph.js'
 import type { Spec } from '../spec/schema.js'
 import { isLive, reportedState, type Observed } from './observed.js'
+import { startMigration } from './migration.js'
 import { pickRoom } from './placement.js'
 import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
 
@@ -80,6 +81,7 @@ export function schedule (input: ScheduleInput): ScheduleResult {
 
   admitNodes(ctx)
   handleDeadNodes(ctx)
+  drainLeavingNodes(ctx)
   if (d.spec && d.phase === 'up') {
     bringUp(ctx, d.spec)
     ensureNodes(ctx, d.spec)
@@ -89,6 +91,7 @@ export function schedule (input: ScheduleInput): ScheduleResult {
   progressDrains(ctx)
   progressStops(ctx)
   moveVolumes(ctx)
+  moveAddresses(ctx)
   adjustVoters(ctx)
   finishTerminations(ctx)
 
@@ -173,10 +176,34 @@ function handleDeadNodes (ctx: Ctx): void {
   }
 }
 
-/** Dead past the grace period (or being terminated): it gives its place away. */
+/** Dead past the grace period, leaving (draining), or being terminated: it gives its place away. */
 function gone (ctx: Ctx, id: NodeId): boolean {
   const since = ctx.mem.deadSince.get(id)
-  return !!ctx.d.terminations[id] || !ctx.d.nodes[id] || (since !== undefined && ctx.now - since >= ctx.cfg.deadGraceMs)
+  return !!ctx.d.terminations[id] || !ctx.d.nodes[id] || (since !== undefined && ctx.now - since >= ctx.cfg.deadGraceMs) || !!ctx.obs.nodes.get(id)?.draining
+}
+
+/**
+ * A node that says it is going away (a spot interruption or scheduled maintenance notice) takes no
+ * new work; its instances migrate away (new one first), and once it runs nothing it is terminated.
+ * Its replacement VM is launched meanwhile (it no longer counts toward min_nodes).
+ */
+function drainLeavingNodes (ctx: Ctx): void {
+  const { d, obs } = ctx
+  if (!d.spec) return
+  for (const id of Object.keys(d.nodes)) {
+    const why = obs.nodes.get(id)?.draining
+    if (!why || id === ctx.self || d.terminations[id]) continue
+    const here = Object.values(d.instances).filter(i => i.node === id)
+    for (const inst of here) {
+      if (inst.phase !== 'run' || inst.migratingTo || inst.replaces) continue
+      const next = startMigration(d, d.spec, obs, inst)
+      ctx.notes.push(`${inst.id}: node ${id} is leaving (${why}); moving to ${next.id} on ${next.node ?? 'a new VM'}`)
+    }
+    if (here.length === 0) {
+      d.terminations[id] = { node: id, reason: `leaving: ${why}`, status: 'pending' }
+      ctx.notes.push(`node ${id} left (${why}): terminate it`)
+    }
+  }
 }
 
 /** Keep `min_nodes` running, and launch a VM when instances wait for room. */
@@ -215,6 +242,10 @@ function finishTerminations (ctx: Ctx): void {
     for (const v of Object.values(d.volumes)) {
       if (v.attachedTo === t.node) v.attachedTo = null
       if (v.wantAt === t.node) v.wantAt = null
+    }
+    for (const a of Object.values(d.addresses)) {
+      if (a.associatedTo === t.node) a.associatedTo = null
+      if (a.wantAt === t.node) a.wantAt = null
     }
     if (d.voters.includes(t.node)) continue // removed from the voters first (adjustVoters)
     delete d.nodes[t.node]
@@ -359,7 +390,10 @@ function progressMigrations (ctx: Ctx): void {
     // before the volume moves, so the old one stops as soon as the new one has a ready node
     // (not before: waiting for a VM to boot would lengthen the outage).
     const ready = next.node !== null && obs.nodes.get(next.node)?.status === 'alive' && obs.nodes.get(next.node)?.current === true
-    if (inst.volume ? ready : reportedState(obs, next.node, next.id)?.state === 'ONLINE') startDrain(ctx, inst, `migrated to ${next.id} on ${next.node}`)
+    // With an address, the old one serves until the address points at the new one.
+    const addr = d.spec?.services[inst.service]?.address?.name
+    const addressFollowed = !addr || d.addresses[addr]?.associatedTo === next.node
+    if (inst.volume ? ready : reportedState(obs, next.node, next.id)?.state === 'ONLINE' && addressFollowed) startDrain(ctx, inst, `migrated to ${next.id} on ${next.node}`)
   }
 }
 
@@ -420,6 +454,22 @@ function forgetInstance (d: Draft, inst: InstanceRec): void {
   for (const other of Object.values(d.instances)) {
     if (other.migratingTo === inst.id) delete other.migratingTo
     if (other.replaces === inst.id) delete other.replaces
+  }
+}
+
+/** An address follows its service's ONLINE instance (the new one, during a migration). */
+function moveAddresses (ctx: Ctx): void {
+  const { d, obs } = ctx
+  if (!d.spec) return
+  for (const [service, s] of Object.entries(d.spec.services)) {
+    if (!s.address) continue
+    const name = s.address.name
+    const rec = d.addresses[name] ??= { name, service, associatedTo: null, wantAt: null }
+    const runner = Object.values(d.instances).find(i => i.service === service && i.phase === 'run' && i.node !== null && !i.migratingTo && reportedState(obs, i.node, i.id)?.state === 'ONLINE')
+    if (runner && rec.wantAt !== runner.node) {
+      rec.wantAt = runner.node
+      ctx.notes.push(`address ${name}: associate with ${runner.node}`)
+    }
   }
 }
 

@@ -71,6 +71,7 @@ export interface StatusReport {
   nodes: NodeStatus[]
   launches: LaunchRec[]
   volumes: Array<{ name: string, service: string, attachedTo: NodeId | null, wantAt: NodeId | null }>
+  addresses: Array<{ name: string, service: string, associatedTo: NodeId | null, wantAt: NodeId | null, ip?: string }>
 }
 
 export interface StatusInput {
@@ -166,6 +167,7 @@ export function buildStatus (input: StatusInput): StatusReport {
   if (doc) {
     if (launches.some(l => l.status !== 'failed')) settled = false
     if (Object.values(doc.volumes).some(v => v.wantAt !== v.attachedTo)) settled = false
+    if (Object.values(doc.addresses ?? {}).some(a => a.wantAt !== null && a.wantAt !== a.associatedTo)) settled = false
     if (doc.phase === 'down' && (Object.keys(doc.instances).length > 0 || Object.keys(doc.terminations).length > 0)) settled = false
     const liveNodes = nodes.filter(n => n.status !== 'dead' && !n.terminating).length
     const minNodes = doc.spec?.cluster.min_nodes
@@ -188,7 +190,8 @@ export function buildStatus (input: StatusInput): StatusReport {
     services,
     nodes,
     launches,
-    volumes: Object.values(doc?.volumes ?? {}).map(v => ({ name: v.name, service: v.service, attachedTo: v.attachedTo, wantAt: v.wantAt }))
+    volumes: Object.values(doc?.volumes ?? {}).map(v => ({ name: v.name, service: v.service, attachedTo: v.attachedTo, wantAt: v.wantAt })),
+    addresses: Object.values(doc?.addresses ?? {}).map(a => ({ name: a.name, service: a.service, associatedTo: a.associatedTo, wantAt: a.wantAt, ...(a.ip ? { ip: a.ip } : {}) }))
   }
 }
 

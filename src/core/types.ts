@@ -85,6 +85,18 @@ export interface VolumeRec {
   wantAt: NodeId | null
 }
 
+/** An address (Elastic IP) that follows its service's instance. */
+export interface AddressRec {
+  name: string
+  service: string
+  /** VM it is associated with, as confirmed by the cloud. */
+  associatedTo: NodeId | null
+  /** VM it should be associated with. */
+  wantAt: NodeId | null
+  /** Its public IP, once known. */
+  ip?: string
+}
+
 export type ClusterPhase = 'idle' | 'up' | 'down'
 
 /** The replicated cluster document. The leader makes each version; it is acted on once committed. */
@@ -103,6 +115,7 @@ export interface ClusterDoc {
   launches: Record<string, LaunchRec>
   terminations: Record<NodeId, TerminationRec>
   volumes: Record<string, VolumeRec>
+  addresses: Record<string, AddressRec>
   /** Node a shutdown was asked on: the one node kept when the cluster goes down. */
   keepNode?: NodeId
   /** Sequence for instance and decision ids. */
@@ -123,6 +136,7 @@ export function emptyDoc (cluster: string): ClusterDoc {
     launches: {},
     terminations: {},
     volumes: {},
+    addresses: {},
     seq: 0
   }
 }
@@ -179,5 +193,9 @@ export interface Heartbeat {
   /** Nodes booting a new cluster together wait to see this many (0: only join an existing one). */
   bootstrapExpect: number
   launch?: string
+  /** Volumes mounted on this node now (the leader detaches a volume only once it is unmounted). */
+  mounts?: string[]
+  /** Why this node is leaving (a spot interruption or scheduled maintenance notice): move its work away. */
+  draining?: string
   instances: Record<InstanceId, InstanceReport>
 }

@@ -105,6 +105,7 @@ export class Daemon {
       provider: this.provider,
       localReports: () => this.localReports(),
       localWorkChanged: () => this.scheduleRender(),
+      mounts: () => this.provider.mountedVolumes(this.id),
       load: () => Math.round(loadavg()[0]! * 100) / 100,
       logger: this.log,
       rng: Math.random,
@@ -235,7 +236,8 @@ export class Daemon {
     if (!membershipKnown(doc, members, this.startedAt, now(), this.cfg.timing.dead_after_ms)) { setTimeout(() => this.scheduleRender(), 250); return }
     this.renderRunning = true
     try {
-      const local = localInstances(doc, this.id, (v) => this.provider.mountPoint(v, this.id) !== undefined)
+      const mounts = await this.mountVolumes(doc)
+      const local = localInstances(doc, this.id, (v) => mounts.has(v))
       const running = this.supervisor.reports()
       const desired = new Map<string, InstanceDef>()
       for (const [id, inst] of local) {
@@ -250,7 +252,7 @@ export class Daemon {
           if (running[id]) await this.relations.update(inst, view, doc.version, this.peersOf(doc, inst.rec.service, id))
           // The env given at start stays as it was: later changes reach the instance through its files.
           const prepared = this.relations.prepare(inst, view, doc.version)
-          def = this.instanceDef(inst, prepared.env, prepared.argv)
+          def = this.instanceDef(inst, prepared.env, prepared.argv, inst.rec.volume ? mounts.get(inst.rec.volume) : undefined)
           this.defs.set(id, def)
         }
         desired.set(id, def)
@@ -261,6 +263,7 @@ export class Daemon {
       }
       // A rolling restart waiting for its turn is looked at again soon.
       if (this.relations.hasPending()) setTimeout(() => this.scheduleRender(), 500)
+      await this.unmountUnused(doc)
     } catch (err) {
       this.log.error({ err: String((err as Error)?.stack ?? err) }, 'render failed')
     } finally {
@@ -280,8 +283,42 @@ export class Daemon {
     return out
   }
 
-  private instanceDef (inst: LocalInstance, env: Record<string, string>, argv: string[] | undefined): InstanceDef {
-    const volumeDir = inst.rec.volume ? this.provider.mountPoint(inst.rec.volume, this.id) : undefined
+  /**
+   * Mount the volumes the document attaches here for an instance that should run here (the cloud's
+   * attachment can lag the document: a volume not attached yet is simply not mounted, and its
+   * instance waits). Returns name → mount path.
+   */
+  private async mountVolumes (doc: ClusterDoc): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    for (const rec of Object.values(doc.instances)) {
+      if (!rec.volume || rec.node !== this.id || rec.phase === 'stop' || doc.volumes[rec.volume]?.attachedTo !== this.id) continue
+      try {
+        const path = await this.provider.mountVolume(rec.volume, this.id)
+        if (path) out.set(rec.volume, path)
+      } catch (err) {
+        this.log.error({ volume: rec.volume, err: String((err as Error).message) }, 'cannot mount the volume; its instance waits')
+      }
+    }
+    return out
+  }
+
+  /** Unmount volumes no instance here uses any more, so the leader can detach them (never forced). */
+  private async unmountUnused (doc: ClusterDoc): Promise<void> {
+    const inUse = new Set(Object.keys(this.supervisor.reports()).map(id => doc.instances[id]?.volume).filter(Boolean))
+    for (const v of this.provider.mountedVolumes(this.id)) {
+      if (inUse.has(v)) continue
+      const mine = Object.values(doc.instances).some(i => i.volume === v && i.node === this.id && i.phase !== 'stop')
+      if (mine) continue
+      try {
+        await this.provider.unmountVolume(v, this.id)
+        this.log.info({ volume: v }, 'volume unmounted')
+      } catch (err) {
+        this.log.error({ volume: v, err: String((err as Error).message) }, 'cannot unmount the volume (busy?); it stays, and the leader cannot move it')
+      }
+    }
+  }
+
+  private instanceDef (inst: LocalInstance, env: Record<string, string>, argv: string[] | undefined, volumeDir: string | undefined): InstanceDef {
     return {
       id: inst.rec.id,
       service: inst.rec.service,

@@ -48,6 +48,8 @@ export const HeartbeatSchema = z.object({
   amnesic: z.boolean().optional(),
   bootstrapExpect: z.number().int().min(0).max(1000),
   launch: id.optional(),
+  mounts: z.array(z.string().max(128)).max(64).optional(),
+  draining: z.string().max(200).optional(),
   instances: z.record(id, InstanceReportSchema)
 })
 
@@ -76,6 +78,8 @@ const DocSchema = z.object({
   launches: z.record(id, z.object({ id, term: count, status: z.enum(['pending', 'launched', 'failed']), vm: id.optional(), reason: z.string(), error: z.string().optional() })),
   terminations: z.record(id, z.object({ node: id, reason: z.string(), status: z.enum(['pending', 'done']) })),
   volumes: z.record(z.string(), z.object({ name: z.string(), service: z.string(), attachedTo: id.nullable(), wantAt: id.nullable() })),
+  // Optional: documents of a version without addresses still decode.
+  addresses: z.record(z.string(), z.object({ name: z.string(), service: z.string(), associatedTo: id.nullable(), wantAt: id.nullable(), ip: z.string().max(64).optional() })).default({}),
   keepNode: id.optional(),
   seq: count
 })

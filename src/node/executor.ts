@@ -22,6 +22,8 @@ export interface ExecutorDeps {
   retryMs?: number
   /** Jitter source in [0, 1). */
   random: () => number
+  /** Whether a live node reports the volume mounted (it must not be detached under it). */
+  mountedOn: (volume: string, node: NodeId) => boolean
   /** How often volume attachments are checked against the cloud. @default 10000 */
   auditMs?: number
 }
@@ -36,7 +38,7 @@ export class CloudExecutor {
   reconcile (doc: ClusterDoc, now: number): void {
     this.lastDoc = doc
     this.audit(doc, now)
-    for (const action of planCloud(doc)) {
+    for (const action of planCloud(doc, this.deps.mountedOn)) {
       if (this.inflight.has(action.key) || (this.retryAt.get(action.key) ?? 0) > now) continue
       if (action.type === 'terminate' && action.node === this.deps.self) continue // never ourselves
       this.inflight.add(action.key)
@@ -67,7 +69,8 @@ export class CloudExecutor {
   private audit (doc: ClusterDoc, now: number): void {
     if (this.auditing || now - this.lastAudit < (this.deps.auditMs ?? 10_000)) return
     const volumes = Object.values(doc.volumes)
-    if (volumes.length === 0) return
+    const addresses = Object.values(doc.addresses ?? {})
+    if (volumes.length === 0 && addresses.length === 0) return
     this.lastAudit = now
     this.auditing = true
     void (async () => {
@@ -77,6 +80,15 @@ export class CloudExecutor {
         if (actual !== v.attachedTo) {
           this.deps.logger.warn({ volume: v.name, document: v.attachedTo, cloud: actual }, 'volume attachment differs from the document; correcting the document')
           this.deps.report({ type: 'volume-attached', name: v.name, node: actual })
+        }
+      }
+      // An address moved by someone else (a deposed leader's late call) is found here and moved back.
+      for (const a of addresses) {
+        if (!this.deps.canAct()) return
+        const actual = await this.deps.provider.addressAssociation(a.name)
+        if (actual !== a.associatedTo) {
+          this.deps.logger.warn({ address: a.name, document: a.associatedTo, cloud: actual }, 'address association differs from the document; correcting')
+          this.deps.report({ type: 'address-associated', name: a.name, node: actual })
         }
       }
     })().catch(err => this.deps.logger.debug({ err: String(err) }, 'volume audit failed; next time')).finally(() => { this.auditing = false })
@@ -107,7 +119,8 @@ export class CloudExecutor {
       }
       case 'terminate':
         logger.info({ node: a.node }, 'terminating a VM')
-        await provider.terminate(a.node)
+        // The cloud re-reads the VM and checks it is the node meant before terminating it.
+        await provider.terminate(a.node, { ...(this.lastDoc?.nodes[a.node]?.ip ? { ip: this.lastDoc.nodes[a.node]!.ip } : {}) })
         this.deps.report({ type: 'terminated', node: a.node })
         return
       case 'detach-volume':
@@ -122,7 +135,7 @@ export class CloudExecutor {
         if (at !== null && at !== a.node) {
           // Attached elsewhere: it may only be taken from a node where no instance uses it any more
           // (the scheduler asks for a move only then), else it waits.
-          if (this.usedOn(a.name, at)) throw new Error(`volume ${a.name} is still in use on ${at}`)
+          if (this.usedOn(a.name, at) || this.deps.mountedOn(a.name, at)) throw new Error(`volume ${a.name} is still in use on ${at}`)
           logger.info({ volume: a.name, from: at }, 'detaching a volume left attached elsewhere')
           await provider.detachVolume(a.name, at)
         }
@@ -130,6 +143,15 @@ export class CloudExecutor {
         logger.info({ volume: a.name, node: a.node }, 'attaching a volume')
         if (at !== a.node) await provider.attachVolume(a.name, a.service, a.node)
         this.deps.report({ type: 'volume-attached', name: a.name, node: a.node })
+        return
+      }
+      case 'associate-address': {
+        logger.info({ address: a.name, node: a.node }, 'associating an address')
+        await provider.associateAddress(a.name, a.node)
+        // Confirmed by reading it back: the document records what the cloud says.
+        const at = await provider.addressAssociation(a.name)
+        const ip = await provider.addressIp(a.name)
+        this.deps.report({ type: 'address-associated', name: a.name, node: at, ...(ip ? { ip } : {}) })
         return
       }
     }

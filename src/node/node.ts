@@ -65,6 +65,10 @@ export interface NodePorts {
   rng: () => number
   /** Time for the executor's lease checks, between ticks. */
   now: () => number
+  /** Volumes mounted on this node now (reported in heartbeats). */
+  mounts?: () => string[]
+  /** Why this node is leaving (spot interruption, maintenance), if it is. */
+  draining?: () => string | undefined
   /** Every document the leader's loop proposes (for the simulator's checkers). */
   onPropose?: (id: DocId, mayAct: boolean) => void
 }
@@ -96,6 +100,10 @@ export class NodeCore {
       report: (cmd) => this.leader.report(cmd),
       onLaunchFailure: () => this.leader.noteLaunchFailure(ports.now()),
       bootstrapAddrs: () => this.membership.live().map(m => m.hb.mesh).filter(Boolean),
+      mountedOn: (volume, node) => {
+        const m = this.membership.get(node)
+        return m !== undefined && m.status !== 'dead' && (m.hb.mounts ?? []).includes(volume)
+      },
       random: ports.rng
     })
   }
@@ -199,9 +207,11 @@ export class NodeCore {
     const m = this.me
     const fields = this.consensus.heartbeatFields(now)
     const instances = this.ports.localReports()
+    const mounts = this.ports.mounts?.()
+    const draining = this.ports.draining?.()
     // The revision changes with anything a receiver acts on (not seq, load or the lease counter).
     const { ackLeaderSeq: _a, ...meaning } = fields
-    const key = JSON.stringify([meaning, instances])
+    const key = JSON.stringify([meaning, instances, mounts, draining])
     if (key !== this.lastContent) { this.lastContent = key; this.rev++ }
     return {
       node: m.id,
@@ -217,6 +227,8 @@ export class NodeCore {
       ...fields,
       bootstrapExpect: m.bootstrapExpect,
       ...(m.launch ? { launch: m.launch } : {}),
+      ...(mounts && mounts.length > 0 ? { mounts } : {}),
+      ...(draining ? { draining } : {}),
       instances
     }
   }
@@ -264,6 +276,7 @@ export class NodeCore {
         committed: m.hb.committed,
         ...(m.hb.launch ? { launch: m.hb.launch } : {}),
         ...(m.hb.amnesic ? { amnesic: true } : {}),
+        ...(m.hb.draining ? { draining: m.hb.draining } : {}),
         instances: m.hb.instances
       })
     }

@@ -1,18 +1,21 @@
-import { WakameError } from '../util/errors.js'
-
-// The cloud, as the leader sees it. Implementations: local (processes on 127.0.0.N) and ec2.
+// The cloud, as wakame sees it. Implementations: local (processes on 127.0.0.N) and ec2.
+// Leader side (cloud API calls, made only while the leader holds its lease): launch, terminate,
+// list, volumes and addresses. Node side (on the node itself): mounting an attached volume.
 // Every call is idempotent: a new leader redoing an unfinished call of a dead one changes nothing.
+import { WakameError } from '../util/errors.js'
 
 export interface LaunchRequest {
   /** Idempotency token made from the launch decision (see core/cloud-plan.ts). */
   token: string
-  /** The decision's id; the new node reports it when it joins. */
+  /** The decision's id; the new node reports it when it joins (and it is in the VM's tags). */
   decisionId: string
   reason: string
   /** Mesh addresses (multiaddrs) of live nodes, for the new node to join through. */
   bootstrap: string[]
   /** Nodes that boot a new cluster together wait for this many (0: join an existing one). @default 0 */
   bootstrapExpect?: number
+  /** Availability zones the new VM may go to (e.g. where a volume is), or any when absent. */
+  zones?: string[]
 }
 
 export interface VmInfo {
@@ -22,23 +25,49 @@ export interface VmInfo {
   state: 'pending' | 'running' | 'terminated'
   /** Launch decision it was made for. */
   launch?: string
+  zone?: string
+}
+
+/** What the leader expects of a VM it terminates: checked against the cloud right before. */
+export interface TerminateCheck {
+  ip?: string
 }
 
 export interface Provider {
   readonly kind: 'local' | 'ec2'
   /** Launch a VM for a decision; the same token always yields the same VM. */
   launch (req: LaunchRequest): Promise<VmInfo>
-  /** Terminate a VM; resolves once it is gone. Terminating a terminated or unknown VM succeeds. */
-  terminate (vmId: string): Promise<void>
+  /**
+   * Terminate a VM; resolves once it is gone. Terminating a terminated or unknown VM succeeds.
+   * With `check`, the VM is re-read first and left alone (an error) if it is not the one meant.
+   */
+  terminate (vmId: string, check?: TerminateCheck): Promise<void>
+  /** The cluster's VMs (found by the cluster tag on EC2). */
   list (): Promise<VmInfo[]>
-  /** Create the volume if needed and attach it to the VM. Fails if it is attached elsewhere. */
+  /** Create the volume if needed (in the VM's zone) and attach it to the VM. Fails if it is attached elsewhere. */
   attachVolume (name: string, service: string, vmId: string): Promise<void>
-  /** Detach the volume from the VM; succeeds if it is not attached there. */
+  /** Detach the volume from the VM (never forced); succeeds if it is not attached there. */
   detachVolume (name: string, vmId: string): Promise<void>
   /** Where the volume is attached now, as the cloud says (null: nowhere, or no such volume). */
   volumeAttachment (name: string): Promise<string | null>
-  /** On the node itself: where an attached volume is mounted, or undefined when it is not attached here. */
-  mountPoint (name: string, vmId: string): string | undefined
+  /** The zone a volume lives in (it can only move within it), once it exists. */
+  volumeZone (name: string): Promise<string | undefined>
+  /** Associate the cluster's address `name` with the VM (allocating it on first use). */
+  associateAddress (name: string, vmId: string): Promise<void>
+  /** Which VM the address is associated with now, as the cloud says (null: none). */
+  addressAssociation (name: string): Promise<string | null>
+  /** The address's public IP, once allocated. */
+  addressIp (name: string): Promise<string | undefined>
+  /**
+   * Node side: make a volume attached to this VM usable — find its device (by volume id), create
+   * a filesystem only if there is none, mount it. Returns the mount path, or undefined when the
+   * volume is not (yet) attached here.
+   */
+  mountVolume (name: string, vmId: string): Promise<string | undefined>
+  /** Node side: unmount before the volume is detached. */
+  unmountVolume (name: string, vmId: string): Promise<void>
+  /** Node side: the volumes mounted on this VM now. */
+  mountedVolumes (vmId: string): string[]
 }
 
 /**

@@ -26,7 +26,7 @@ export interface SimVm {
 }
 
 /** One cloud call, as the invariant checkers see it. */
-export interface CloudCall { caller: string, op: 'launch' | 'terminate' | 'attach' | 'detach' | 'describe', target: string, at: number }
+export interface CloudCall { caller: string, op: 'launch' | 'terminate' | 'attach' | 'detach' | 'describe' | 'associate', target: string, at: number }
 
 export interface CloudHooks {
   now: () => number
@@ -44,6 +44,8 @@ export class SimCloud {
   readonly tokens = new Map<string, string>()
   /** Volume name → VM it is attached to. */
   readonly volumes = new Map<string, string>()
+  /** Address name → VM it is associated with. */
+  readonly addresses = new Map<string, string>()
   private nextVm = 1
 
   /** Mutation: a cloud (or caller) that ignores idempotency tokens, so every retry launches anew. */
@@ -70,7 +72,14 @@ export class SimCloud {
       attachVolume: async (name, _service, vmId) => { await this.call(caller, 'attach', `${name}@${vmId}`, () => this.doAttach(name, vmId)) },
       detachVolume: async (name, vmId) => { await this.call(caller, 'detach', `${name}@${vmId}`, () => this.doDetach(name, vmId)) },
       volumeAttachment: async (name) => await this.call(caller, 'describe', name, () => this.volumes.get(name) ?? null),
-      mountPoint: (name, vmId) => this.volumes.get(name) === vmId ? `/sim/volumes/${name}` : undefined
+      volumeZone: async () => undefined,
+      associateAddress: async (name, vmId) => { await this.call(caller, 'associate', `${name}@${vmId}`, () => { this.addresses.set(name, vmId) }) },
+      addressAssociation: async (name) => await this.call(caller, 'describe', name, () => this.addresses.get(name) ?? null),
+      addressIp: async () => undefined,
+      // Node side: a volume attached to this VM is usable at once.
+      mountVolume: async (name, vmId) => this.volumes.get(name) === vmId ? `/sim/volumes/${name}` : undefined,
+      unmountVolume: async () => {},
+      mountedVolumes: (vmId) => [...this.volumes].filter(([, at]) => at === vmId).map(([n]) => n)
     }
   }
 
@@ -79,6 +88,7 @@ export class SimCloud {
     if (!vm || vm.state === 'terminated') return
     vm.state = 'terminated'
     for (const [name, at] of this.volumes) if (at === id) this.volumes.delete(name)
+    for (const [name, at] of this.addresses) if (at === id) this.addresses.delete(name)
     this.hooks.terminated(vm)
   }
 

@@ -52,6 +52,8 @@ export class SimNode {
   /** Heartbeats waiting for the next tick (large clusters only). */
   inbox: Array<Parameters<NodeCore['onHeartbeat']>[0]> = []
   readonly instances = new Map<string, SimInstance>()
+  /** Volumes mounted on this VM (by its daemon; a mount outlives a daemon crash). */
+  readonly mounted = new Set<string>()
   /** Rendered balancer configs of local lb instances, by instance id. */
   readonly balancers = new Map<string, string>()
   private renderQueued = false
@@ -86,6 +88,7 @@ export class SimNode {
       provider: this.host.provider,
       localReports: () => this.reports(),
       localWorkChanged: () => this.queueRender(),
+      mounts: () => [...this.mounted],
       load: () => 0,
       logger: this.host.logger?.(this.id) ?? quiet,
       rng: this.rng.next,
@@ -119,12 +122,18 @@ export class SimNode {
     const members = this.core.memberMap()
     if (!doc || !c.isCurrent) return
     if (!membershipKnown(doc, members, this.core.uptimeSince, this.host.clock(this), this.timing.membership.deadAfterMs)) { this.host.schedule(250, () => this.queueRender()); return }
-    const want = localInstances(doc, this.id, (v) => this.host.provider.mountPoint(v, this.id) !== undefined)
+    // Mount what the document attaches here for an instance to run here, if the cloud agrees (as
+    // the daemon does; the mount survives a daemon crash, like a real one).
+    for (const rec of Object.values(doc.instances)) {
+      if (rec.volume && rec.node === this.id && rec.phase !== 'stop' && doc.volumes[rec.volume]?.attachedTo === this.id && this.host.provider.mountedVolumes(this.id).includes(rec.volume)) this.mounted.add(rec.volume)
+    }
+    const want = localInstances(doc, this.id, (v) => this.mounted.has(v))
     for (const [id, inst] of this.instances) {
       if (want.has(id) || inst.state === 'Stopping') continue
       inst.state = 'Stopping'
-      this.host.schedule(this.rng.range(50, 400), () => { this.instances.delete(id); this.balancers.delete(id); this.changed() })
+      this.host.schedule(this.rng.range(50, 400), () => { this.instances.delete(id); this.balancers.delete(id); this.unmountUnused(); this.changed() })
     }
+    this.unmountUnused()
     for (const [id, li] of want) {
       let inst = this.instances.get(id)
       if (!inst) {
@@ -142,6 +151,16 @@ export class SimNode {
     this.changed()
   }
 
+  /** Unmount volumes no instance here uses any more (then the leader may detach them). */
+  private unmountUnused (): void {
+    const doc = this.core.consensus.committed
+    for (const v of this.mounted) {
+      const used = [...this.instances.values()].some(i => i.stateful && doc?.instances[i.id]?.volume === v) ||
+        Object.values(doc?.instances ?? {}).some(i => i.volume === v && i.node === this.id && i.phase !== 'stop')
+      if (!used) this.mounted.delete(v)
+    }
+  }
+
   /** An instance changed state: heartbeat soon, as the daemon does. */
   private changed (): void {
     if (this.running && !this.frozen) this.core.sendHeartbeat(this.host.clock(this))
@@ -150,6 +169,7 @@ export class SimNode {
   /** The VM goes: daemon and services. */
   destroy (): void {
     this.inbox = []
+    this.mounted.clear()
     this.vmUp = false
     this.daemonUp = false
     this.instances.clear()

@@ -534,6 +534,7 @@ services:
   lb:
     port: 8080
     depends_on: [www, app]
+    address: { name: lb-ip }
     balancer: { routes: [{ path: /api, service: app }, { path: /, service: www }] }
 `, 'sim.yaml', '/sim')
 }

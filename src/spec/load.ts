@@ -67,6 +67,7 @@ export function checkSpec (spec: Pick<Spec, 'cluster' | 'services'>): PathProble
     s.templates.forEach((t, i) => {
       if (RESERVED_FILES.has(t.dest)) problems.push({ path: at('templates', i, 'dest'), message: `"${t.dest}" is a file wakame writes itself; choose another name` })
     })
+    if (s.address && s.max > 1) problems.push({ path: at('max'), message: 'a service with an address runs as a single instance (max 1)' })
     if (s.volume && s.max > 1) problems.push({ path: at('max'), message: 'a service with a volume runs as a single instance (max 1)' })
     if (s.balancer) {
       if (s.port === undefined) problems.push({ path: at('port'), message: 'a balancer needs a port to listen on' })

@@ -81,6 +81,11 @@ export const ServiceSchema = z.strictObject({
   templates: z.array(TemplateSchema).max(16).default([]),
   /** How long the leader waits for dependents to stop using an instance before stopping it. */
   drain_timeout_ms: ms(5_000),
+  /**
+   * A public address (an Elastic IP on EC2) that follows the (single) instance when it moves, e.g.
+   * the balancer's. Moving it drops the connections open to the old instance.
+   */
+  address: z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/) }).optional(),
   /** A persistent volume that follows the (single) instance when it moves. */
   volume: z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/), size_gb: z.number().int().min(1).max(16_384).default(8) }).optional(),
   /** Makes this service a load balancer over the services it routes to. */

@@ -74,6 +74,8 @@ export class World {
         this.commit(applyOk(this.doc, { type: 'terminated', node: a.node }))
       } else if (a.type === 'detach-volume') {
         this.commit(applyOk(this.doc, { type: 'volume-attached', name: a.name, node: null }))
+      } else if (a.type === 'associate-address') {
+        this.commit(applyOk(this.doc, { type: 'address-associated', name: a.name, node: a.node }))
       } else {
         this.commit(applyOk(this.doc, { type: 'volume-attached', name: a.name, node: a.node }))
       }

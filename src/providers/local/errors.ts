@@ -11,9 +11,10 @@ export type LocalProviderErrorCode =
   | 'LOCAL_BAD_NAME'
   | 'LOCAL_REGISTRY_CORRUPT'
   | 'LOCAL_KILL_FAILED'
+  | 'LOCAL_WRONG_VM'
 
 /** Failures that retrying the same request cannot fix; the others may clear (a launch in progress elsewhere, a busy volume). */
-const DEFINITIVE = new Set<LocalProviderErrorCode>(['LOCAL_SPAWN_FAILED', 'LOCAL_BAD_NAME', 'LOCAL_REGISTRY_CORRUPT', 'LOCAL_UNKNOWN_VM', 'LOCAL_NO_FREE_ADDRESS'])
+const DEFINITIVE = new Set<LocalProviderErrorCode>(['LOCAL_SPAWN_FAILED', 'LOCAL_BAD_NAME', 'LOCAL_REGISTRY_CORRUPT', 'LOCAL_UNKNOWN_VM', 'LOCAL_NO_FREE_ADDRESS', 'LOCAL_WRONG_VM'])
 
 export class LocalProviderError extends ProviderError {
   override readonly code: LocalProviderErrorCode

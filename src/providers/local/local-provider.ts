@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
 import { writeFileAtomicSync } from '../../store/atomic.js'
 import { createLogger, type Logger } from '../../util/log.js'
-import type { LaunchRequest, Provider, VmInfo } from '../provider.js'
+import type { LaunchRequest, Provider, TerminateCheck, VmInfo } from '../provider.js'
 import { LAST_HOST, canBind } from './addresses.js'
 import { LocalProviderError } from './errors.js'
 import { AddressLeases } from './leases.js'
@@ -100,8 +100,11 @@ export class LocalProvider implements Provider {
     return await serialized(this.reg.clusterDir, async () => await this.launchNow(req))
   }
 
-  async terminate (vmId: string): Promise<void> {
+  async terminate (vmId: string, check?: TerminateCheck): Promise<void> {
     const vm = this.reg.readVm(vmId)
+    if (vm !== undefined && check?.ip !== undefined && vm.ip !== check.ip && vm.state === 'running') {
+      throw new LocalProviderError('LOCAL_WRONG_VM', `${vmId} has address ${vm.ip}, not ${check.ip}: not terminating it`)
+    }
     if (vm === undefined) {
       // Unknown, or a launch that never recorded its VM: kill whatever daemon it may have started.
       if (this.reg.vmIds().includes(vmId)) await killStrays([this.reg.agentConfigPath(vmId)])
@@ -145,6 +148,43 @@ export class LocalProvider implements Provider {
   async volumeAttachment (name: string): Promise<string | null> {
     const a = this.reg.readAttachment(name)
     return a !== undefined && isLive(this.reg.readVm(a.vm)) ? a.vm : null
+  }
+
+  async volumeZone (): Promise<string | undefined> {
+    return undefined // one machine: no zones
+  }
+
+  /** Local addresses stand in for Elastic IPs: a record of which VM holds the name (its address is the VM's). */
+  async associateAddress (name: string, vmId: string): Promise<void> {
+    await serialized(this.reg.clusterDir, () => {
+      if (!isLive(this.reg.readVm(vmId))) throw new LocalProviderError('LOCAL_VM_NOT_RUNNING', `cannot associate address ${name} with ${vmId}: it is not running`)
+      this.reg.writeAddress(name, vmId)
+    })
+  }
+
+  async addressAssociation (name: string): Promise<string | null> {
+    const vm = this.reg.readAddress(name)
+    return vm !== undefined && isLive(this.reg.readVm(vm)) ? vm : null
+  }
+
+  async addressIp (name: string): Promise<string | undefined> {
+    const vm = this.reg.readAddress(name)
+    return vm === undefined ? undefined : this.reg.readVm(vm)?.ip
+  }
+
+  /** The "mount" is a symlink into the VM's directory, made only while the volume is attached here. */
+  async mountVolume (name: string, vmId: string): Promise<string | undefined> {
+    if (this.reg.readAttachment(name)?.vm !== vmId) return undefined
+    volumes.ensureMountLink(this.reg, vmId, name)
+    return volumes.mountPoint(this.reg, name, vmId)
+  }
+
+  async unmountVolume (name: string, vmId: string): Promise<void> {
+    volumes.removeMountLink(this.reg, vmId, name)
+  }
+
+  mountedVolumes (vmId: string): string[] {
+    return this.reg.volumeNames().filter(n => volumes.mountPoint(this.reg, n, vmId) !== undefined)
   }
 
   mountPoint (name: string, vmId: string): string | undefined {

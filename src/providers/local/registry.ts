@@ -174,6 +174,18 @@ export class Registry {
   removeAttachment (name: string): void {
     try { unlinkSync(join(this.volumesDir, name, 'attachment.json')) } catch {}
   }
+
+  /** Local stand-ins for Elastic IPs: addresses/<name> holds the VM it is associated with. */
+  readAddress (name: string): string | undefined {
+    checkVolumeName(name)
+    return readJson<{ vm: string }>(join(this.clusterDir, 'addresses', `${name}.json`))?.vm
+  }
+
+  writeAddress (name: string, vm: string): void {
+    checkVolumeName(name)
+    mkdirSync(join(this.clusterDir, 'addresses'), { recursive: true })
+    writeFileAtomicSync(join(this.clusterDir, 'addresses', `${name}.json`), JSON.stringify({ vm }) + '\n')
+  }
 }
 
 function idNumber (id: string): number {

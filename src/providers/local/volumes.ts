@@ -57,7 +57,7 @@ export function mountPoint (reg: Registry, name: string, vmId: string): string |
   return reg.readAttachment(name)?.vm === vmId ? link : undefined
 }
 
-function ensureMountLink (reg: Registry, vmId: string, name: string): void {
+export function ensureMountLink (reg: Registry, vmId: string, name: string): void {
   const link = reg.mountLink(vmId, name)
   // Relative, so the cluster directory can be moved without breaking mounts.
   const target = relative(dirname(link), reg.volumeDataDir(name))
@@ -74,7 +74,7 @@ function ensureMountLink (reg: Registry, vmId: string, name: string): void {
   symlinkSync(target, link)
 }
 
-function removeMountLink (reg: Registry, vmId: string, name: string): void {
+export function removeMountLink (reg: Registry, vmId: string, name: string): void {
   if (!isVmId(vmId)) return
   const link = reg.mountLink(vmId, name)
   try {

@@ -26,6 +26,12 @@ export function notConverged (w: World): string | undefined {
   if (outsiders.length > 0) return `running nodes outside the document: ${outsiders.map(n => n.id).join()}`
   if (Object.values(doc.launches).some(l => l.status !== 'failed') || Object.keys(doc.terminations).length > 0) return 'launches or terminations pending'
   if (Object.values(doc.volumes).some(v => v.wantAt !== v.attachedTo)) return 'a volume is moving'
+  if (Object.values(doc.addresses ?? {}).some(a => a.wantAt !== a.associatedTo)) return 'an address is moving'
+  // Each address points, in the cloud too, at the node running its service.
+  for (const a of Object.values(doc.addresses ?? {})) {
+    const runner = Object.values(doc.instances).find(i => i.service === a.service)
+    if (runner && (a.associatedTo !== runner.node || w.cloud.addresses.get(a.name) !== runner.node)) return `address ${a.name} is on ${w.cloud.addresses.get(a.name) ?? 'nothing'} (document: ${a.associatedTo}), ${a.service} runs on ${runner.node}`
+  }
   if (doc.phase !== 'up' || !doc.spec) return `phase ${doc.phase}`
   // Every service at its desired count, every instance ONLINE where the document places it.
   const where = new Map<string, { node: string, state: string }>()
