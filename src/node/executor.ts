@@ -94,6 +94,14 @@ export class CloudExecutor {
     })().catch(err => this.deps.logger.debug({ err: String(err) }, 'volume audit failed; next time')).finally(() => { this.auditing = false })
   }
 
+  /**
+   * Right before every call that changes the cloud, after any await: the lease may have run out
+   * while an earlier answer was on its way. The cloud cannot check terms; this check is the fence.
+   */
+  private fence (): void {
+    if (!this.deps.canAct()) throw new Error('lease lost before the call; left to the next leader')
+  }
+
   /** Whether the last committed document has an instance of this volume on that node. */
   private usedOn (volume: string, node: NodeId): boolean {
     return Object.values(this.lastDoc?.instances ?? {}).some(i => i.volume === volume && i.node === node)
@@ -136,10 +144,11 @@ export class CloudExecutor {
           // Attached elsewhere: it may only be taken from a node where no instance uses it any more
           // (the scheduler asks for a move only then), else it waits.
           if (this.usedOn(a.name, at) || this.deps.mountedOn(a.name, at)) throw new Error(`volume ${a.name} is still in use on ${at}`)
+          this.fence()
           logger.info({ volume: a.name, from: at }, 'detaching a volume left attached elsewhere')
           await provider.detachVolume(a.name, at)
         }
-        if (!this.deps.canAct()) return
+        this.fence()
         logger.info({ volume: a.name, node: a.node }, 'attaching a volume')
         if (at !== a.node) await provider.attachVolume(a.name, a.service, a.node)
         this.deps.report({ type: 'volume-attached', name: a.name, node: a.node })
