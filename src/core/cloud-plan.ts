@@ -4,7 +4,7 @@
 import type { ClusterDoc, NodeId } from './types.js'
 
 export type CloudAction =
-  | { type: 'launch', key: string, id: string, token: string, reason: string }
+  | { type: 'launch', key: string, id: string, token: string, reason: string, zone?: string, instanceType?: string }
   | { type: 'terminate', key: string, node: NodeId }
   | { type: 'detach-volume', key: string, name: string, node: NodeId }
   | { type: 'attach-volume', key: string, name: string, node: NodeId, service: string }
@@ -23,7 +23,10 @@ export function launchToken (cluster: string, term: number, id: string): string 
 export function planCloud (doc: ClusterDoc, mountedOn: (volume: string, node: NodeId) => boolean = () => false): CloudAction[] {
   const out: CloudAction[] = []
   for (const l of Object.values(doc.launches)) {
-    if (l.status === 'pending') out.push({ type: 'launch', key: `launch:${l.id}`, id: l.id, token: launchToken(doc.cluster, l.term, l.id), reason: l.reason })
+    if (l.status === 'pending') {
+      const instanceType = doc.spec?.cluster.instance_type
+      out.push({ type: 'launch', key: `launch:${l.id}`, id: l.id, token: launchToken(doc.cluster, l.term, l.id), reason: l.reason, ...(l.zone ? { zone: l.zone } : {}), ...(instanceType ? { instanceType } : {}) })
+    }
   }
   for (const t of Object.values(doc.terminations)) {
     // A voter is removed from the voter set before its VM goes (the leader last of all).

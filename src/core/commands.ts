@@ -17,7 +17,7 @@ export type Command =
   // Results reported by the leader's cloud executor:
   | { type: 'launch-result', id: string, vm?: string, error?: string }
   | { type: 'terminated', node: NodeId }
-  | { type: 'volume-attached', name: string, node: NodeId | null }
+  | { type: 'volume-attached', name: string, node: NodeId | null, zone?: string }
   | { type: 'address-associated', name: string, node: NodeId | null, ip?: string }
 
 export type CommandErrorCode = 'NOT_FOUND' | 'AT_MAX' | 'BAD_REQUEST' | 'CONFLICT' | 'NO_SPEC'
@@ -81,6 +81,7 @@ export function applyCommand (doc: ClusterDoc, cmd: Command, obs: Observed): Com
       const v = own(d.volumes, cmd.name)
       if (!v) return err('NOT_FOUND', `no volume ${cmd.name}`)
       v.attachedTo = cmd.node
+      if (cmd.zone) v.zone = cmd.zone
       return { ok: true, doc: d, message: cmd.node ? `volume ${cmd.name} attached to ${cmd.node}` : `volume ${cmd.name} detached` }
     }
   }

@@ -28,17 +28,27 @@ export function usableNodes (doc: Pick<ClusterDoc, 'nodes' | 'terminations'>, ob
   }).sort()
 }
 
-export function pickRoom (doc: Pick<ClusterDoc, 'nodes' | 'terminations' | 'instances'>, spec: Spec, obs: Observed, service: string, exclude: NodeId[] = []): Room | undefined {
+/**
+ * The least loaded usable node with room for `service`, not in `exclude`, and in `zone` when given
+ * (a volume lives in one availability zone: its service can only run there).
+ */
+export function pickRoom (doc: Pick<ClusterDoc, 'nodes' | 'terminations' | 'instances'>, spec: Spec, obs: Observed, service: string, exclude: NodeId[] = [], zone?: string): Room | undefined {
   let best: Room | undefined
   let bestLoad = Infinity
   for (const node of usableNodes(doc, obs)) {
     if (exclude.includes(node)) continue
+    if (zone !== undefined && doc.nodes[node]?.zone !== zone) continue
     const slot = roomOn(doc, spec, node, service)
     if (slot === undefined) continue
     const load = instancesOn(doc, node).length
     if (load < bestLoad) { best = { node, slot }; bestLoad = load }
   }
   return best
+}
+
+/** The zone an instance must run in: its volume's, once the volume exists. */
+export function zoneFor (doc: Pick<ClusterDoc, 'volumes'>, inst: Pick<InstanceRec, 'volume'>): string | undefined {
+  return inst.volume ? doc.volumes[inst.volume]?.zone : undefined
 }
 
 export function portOf (spec: Spec, inst: Pick<InstanceRec, 'service' | 'slot'>): number | undefined {

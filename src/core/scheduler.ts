@@ -7,7 +7,7 @@ import { dependencyLevels, dependentsOf } from '../spec/graph.js'
 import type { Spec } from '../spec/schema.js'
 import { isLive, reportedState, type Observed } from './observed.js'
 import { startMigration } from './migration.js'
-import { pickRoom } from './placement.js'
+import { pickRoom, zoneFor } from './placement.js'
 import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
 
 export interface SchedulerConfig {
@@ -225,11 +225,14 @@ function ensureNodes (ctx: Ctx, spec: Spec): void {
     want = Math.max(0, budget)
   }
   if (want === 0 || ctx.now - ctx.mem.lastLaunchFailure < ctx.cfg.launchRetryMs) return
+  // An instance waiting for room in a zone (its volume's) needs its VM there.
+  const zones = Object.values(d.instances).filter(i => i.node === null && i.phase === 'run').map(i => zoneFor(d, i)).filter((z): z is string => !!z)
   for (let k = 0; k < want; k++) {
     const id = nextId(d, 'launch')
     const reason = liveNodes + pending + k < spec.cluster.min_nodes ? `below min_nodes (${spec.cluster.min_nodes})` : 'no node has room'
-    d.launches[id] = { id, term: ctx.term, status: 'pending', reason }
-    ctx.notes.push(`launch a VM (${id}): ${reason}`)
+    const zone = zones.shift()
+    d.launches[id] = { id, term: ctx.term, status: 'pending', reason, ...(zone ? { zone } : {}) }
+    ctx.notes.push(`launch a VM (${id}): ${reason}${zone ? ` in ${zone}` : ''}`)
   }
 }
 
@@ -341,7 +344,8 @@ function addInstance (ctx: Ctx, spec: Spec, service: string): InstanceRec {
   const { d } = ctx
   const s = spec.services[service]!
   const id = nextId(d, service)
-  const room = pickRoom(d, spec, ctx.obs, service)
+  const zone = s.volume ? d.volumes[s.volume.name]?.zone : undefined
+  const room = pickRoom(d, spec, ctx.obs, service, [], zone)
   const inst: InstanceRec = { id, service, node: room?.node ?? null, slot: room?.slot ?? 0, phase: 'run' }
   if (s.volume) inst.volume = s.volume.name
   d.instances[id] = inst
@@ -353,7 +357,7 @@ function placeWaiting (ctx: Ctx, spec: Spec): void {
   for (const inst of Object.values(ctx.d.instances)) {
     if (inst.node !== null || inst.phase !== 'run') continue
     const exclude = [inst.notOn, inst.replaces ? ctx.d.instances[inst.replaces]?.node : undefined].filter((n): n is string => !!n)
-    const room = pickRoom(ctx.d, spec, ctx.obs, inst.service, exclude)
+    const room = pickRoom(ctx.d, spec, ctx.obs, inst.service, exclude, zoneFor(ctx.d, inst))
     if (!room) continue
     inst.node = room.node
     inst.slot = room.slot

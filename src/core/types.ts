@@ -68,6 +68,8 @@ export interface LaunchRec {
   vm?: string
   reason: string
   error?: string
+  /** The zone it must be in (for a volume's service), if any. */
+  zone?: string
 }
 
 export interface TerminationRec {
@@ -83,6 +85,8 @@ export interface VolumeRec {
   attachedTo: NodeId | null
   /** Node it should be attached to (null: detached). */
   wantAt: NodeId | null
+  /** The availability zone it lives in (it can only be attached there), once it exists. */
+  zone?: string
 }
 
 /** An address (Elastic IP) that follows its service's instance. */

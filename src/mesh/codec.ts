@@ -75,9 +75,9 @@ const DocSchema = z.object({
     notOn: id.optional(),
     volume: z.string().optional()
   })),
-  launches: z.record(id, z.object({ id, term: count, status: z.enum(['pending', 'launched', 'failed']), vm: id.optional(), reason: z.string(), error: z.string().optional() })),
+  launches: z.record(id, z.object({ id, term: count, status: z.enum(['pending', 'launched', 'failed']), vm: id.optional(), reason: z.string(), error: z.string().optional(), zone: z.string().max(64).optional() })),
   terminations: z.record(id, z.object({ node: id, reason: z.string(), status: z.enum(['pending', 'done']) })),
-  volumes: z.record(z.string(), z.object({ name: z.string(), service: z.string(), attachedTo: id.nullable(), wantAt: id.nullable() })),
+  volumes: z.record(z.string(), z.object({ name: z.string(), service: z.string(), attachedTo: id.nullable(), wantAt: id.nullable(), zone: z.string().max(64).optional() })),
   // Optional: documents of a version without addresses still decode.
   addresses: z.record(z.string(), z.object({ name: z.string(), service: z.string(), associatedTo: id.nullable(), wantAt: id.nullable(), ip: z.string().max(64).optional() })).default({}),
   keepNode: id.optional(),

@@ -116,7 +116,7 @@ export class CloudExecutor {
       case 'launch': {
         logger.info({ launch: a.id, token: a.token, reason: a.reason }, 'launching a VM')
         try {
-          const vm = await provider.launch({ token: a.token, decisionId: a.id, reason: a.reason, bootstrap: this.deps.bootstrapAddrs() })
+          const vm = await provider.launch({ token: a.token, decisionId: a.id, reason: a.reason, bootstrap: this.deps.bootstrapAddrs(), ...(a.zone ? { zones: [a.zone] } : {}), ...(a.instanceType ? { instanceType: a.instanceType } : {}) })
           this.deps.report({ type: 'launch-result', id: a.id, vm: vm.id })
         } catch (err) {
           if (!isDefinitive(err)) throw err
@@ -151,7 +151,8 @@ export class CloudExecutor {
         this.fence()
         logger.info({ volume: a.name, node: a.node }, 'attaching a volume')
         if (at !== a.node) await provider.attachVolume(a.name, a.service, a.node)
-        this.deps.report({ type: 'volume-attached', name: a.name, node: a.node })
+        const zone = await provider.volumeZone(a.name)
+        this.deps.report({ type: 'volume-attached', name: a.name, node: a.node, ...(zone ? { zone } : {}) })
         return
       }
       case 'associate-address': {

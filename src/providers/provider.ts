@@ -16,6 +16,8 @@ export interface LaunchRequest {
   bootstrapExpect?: number
   /** Availability zones the new VM may go to (e.g. where a volume is), or any when absent. */
   zones?: string[]
+  /** Instance type (EC2), from the spec; the provider's default when absent. */
+  instanceType?: string
 }
 
 export interface VmInfo {

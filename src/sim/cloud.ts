@@ -21,6 +21,7 @@ export interface SimVm {
   id: string
   launch: string
   token: string
+  zone: string
   state: 'pending' | 'running' | 'terminated'
   createdAt: number
 }
@@ -46,6 +47,7 @@ export class SimCloud {
   readonly volumes = new Map<string, string>()
   /** Address name → VM it is associated with. */
   readonly addresses = new Map<string, string>()
+  readonly volumeZones = new Map<string, string>()
   private nextVm = 1
 
   /** Mutation: a cloud (or caller) that ignores idempotency tokens, so every retry launches anew. */
@@ -57,7 +59,8 @@ export class SimCloud {
 
   /** Create a VM outside any decision (the nodes a cluster starts with). */
   createInitial (): SimVm {
-    const vm: SimVm = { id: `vm-${this.nextVm++}`, launch: 'initial', token: `initial-${this.nextVm}`, state: 'running', createdAt: this.hooks.now() }
+    const n = this.nextVm++
+    const vm: SimVm = { id: `vm-${n}`, launch: 'initial', token: `initial-${n}`, zone: ZONES[n % ZONES.length]!, state: 'running', createdAt: this.hooks.now() }
     this.vms.set(vm.id, vm)
     return vm
   }
@@ -72,7 +75,7 @@ export class SimCloud {
       attachVolume: async (name, _service, vmId) => { await this.call(caller, 'attach', `${name}@${vmId}`, () => this.doAttach(name, vmId)) },
       detachVolume: async (name, vmId) => { await this.call(caller, 'detach', `${name}@${vmId}`, () => this.doDetach(name, vmId)) },
       volumeAttachment: async (name) => await this.call(caller, 'describe', name, () => this.volumes.get(name) ?? null),
-      volumeZone: async () => undefined,
+      volumeZone: async (name) => this.volumeZones.get(name),
       associateAddress: async (name, vmId) => { await this.call(caller, 'associate', `${name}@${vmId}`, () => { this.addresses.set(name, vmId) }) },
       addressAssociation: async (name) => await this.call(caller, 'describe', name, () => this.addresses.get(name) ?? null),
       addressIp: async () => undefined,
@@ -113,7 +116,9 @@ export class SimCloud {
     const known = this.ignoreTokens ? undefined : this.tokens.get(req.token)
     if (known) return this.info(this.vms.get(known)!)
     if (this.rng.chance(this.faults.capacityRate) && !this.healed) throw new ProviderError('InsufficientInstanceCapacity', 'no capacity for this instance type', false)
-    const vm: SimVm = { id: `vm-${this.nextVm++}`, launch: req.decisionId, token: req.token, state: 'pending', createdAt: this.hooks.now() }
+    const n = this.nextVm++
+    const zone = req.zones?.[0] ?? ZONES[n % ZONES.length]!
+    const vm: SimVm = { id: `vm-${n}`, launch: req.decisionId, token: req.token, zone, state: 'pending', createdAt: this.hooks.now() }
     this.vms.set(vm.id, vm)
     this.tokens.set(req.token, vm.id)
     this.hooks.schedule(this.rng.range(this.faults.bootMs[0], this.faults.bootMs[1]), () => {
@@ -133,6 +138,10 @@ export class SimCloud {
     if (!vm || vm.state !== 'running') throw new ProviderError('IncorrectInstanceState', `${vmId} is not running`, true)
     const at = this.volumes.get(name)
     if (at && at !== vmId) throw new ProviderError('VolumeInUse', `${name} is attached to ${at}`, true)
+    // A volume lives in the zone of the VM it was created for (as an EBS volume does).
+    const zone = this.volumeZones.get(name) ?? vm.zone
+    if (zone !== vm.zone) throw new ProviderError('InvalidVolume.ZoneMismatch', `${name} is in ${zone}, ${vmId} in ${vm.zone}`, false)
+    this.volumeZones.set(name, zone)
     this.volumes.set(name, vmId)
   }
 
@@ -141,9 +150,12 @@ export class SimCloud {
   }
 
   private info (vm: SimVm): VmInfo {
-    return { id: vm.id, ip: ipOf(vm.id), state: vm.state, launch: vm.launch }
+    return { id: vm.id, ip: ipOf(vm.id), state: vm.state, launch: vm.launch, zone: vm.zone }
   }
 }
+
+/** Two zones, so volumes (which live in one) constrain where their service may go. */
+const ZONES = ['sim-1a', 'sim-1b']
 
 /** vm-N → 10.x.y.z (unique per VM). */
 export function ipOf (id: string): string {

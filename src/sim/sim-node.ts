@@ -59,7 +59,7 @@ export class SimNode {
   private renderQueued = false
   incarnation = 0
 
-  constructor (readonly id: string, readonly ip: string, readonly launch: string, readonly bootstrapExpect: number,
+  constructor (readonly id: string, readonly ip: string, readonly zone: string, readonly launch: string, readonly bootstrapExpect: number,
     readonly hasBootstrapPeers: boolean, private readonly timing: NodeTiming, private readonly host: SimNodeHost, private readonly rng: Rng,
     readonly drift: number) {
     this.startDaemon(false)
@@ -77,6 +77,7 @@ export class SimNode {
       mesh: `/ip4/${this.ip}/tcp/7610`,
       api: `http://${this.ip}:7600`,
       ...(this.launch !== 'initial' ? { launch: this.launch } : {}),
+      zone: this.zone,
       bootstrapExpect: this.bootstrapExpect,
       hasBootstrapPeers: this.hasBootstrapPeers,
       incarnation: this.incarnation

@@ -170,7 +170,7 @@ export class Simulation {
       logger: (id: string) => this.opts.log?.includes(id) ? logFor(id, () => this.now) : undefined
     }
     const drift = this.rng.range(-this.plan.maxDrift, this.plan.maxDrift)
-    const node = new SimNode(vm.id, ipOf(vm.id), vm.launch, bootstrapExpect, joining, TIMING, host, this.rng.fork(), drift)
+    const node = new SimNode(vm.id, ipOf(vm.id), vm.zone, vm.launch, bootstrapExpect, joining, TIMING, host, this.rng.fork(), drift)
     this.nodes.set(vm.id, node)
     if (joining) {
       // A new VM's daemon dials the nodes it was given; the others learn of it from its heartbeats.

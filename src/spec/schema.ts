@@ -98,7 +98,9 @@ export const ClusterSettingsSchema = z.strictObject({
   /** The leader never launches beyond this many nodes. */
   max_nodes: z.number().int().min(1).max(1000).default(10),
   /** Service instances one node may run. */
-  max_instances_per_node: z.number().int().min(1).max(256).default(4)
+  max_instances_per_node: z.number().int().min(1).max(256).default(4),
+  /** EC2 instance type of the VMs the leader launches (default: the provider's, e.g. its own). */
+  instance_type: z.string().regex(/^[a-z0-9]+\.[a-z0-9]+$/, 'an EC2 instance type such as t3.small').optional()
 })
 
 export const SpecSchema = z.strictObject({
