@@ -22,6 +22,7 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
   const cfg = resolveDaemonConfig({ file: configFile, env: process.env, flags })
   // Secrets first: a node without a valid key or token refuses to start before touching anything.
   loadPsk(cfg.psk_file)
+  for (const f of cfg.psk_accept_files) loadPsk(f)
   loadToken(cfg.admin_token_file)
   // The default spec is checked now, not first at launch_cluster.
   if (cfg.spec) loadSpecFile(cfg.spec)

@@ -30,8 +30,10 @@ export const DaemonConfigSchema = z.strictObject({
   cluster: z.string().regex(/^[a-z0-9][a-z0-9-]{0,40}$/, 'a cluster name is lower-case letters, digits and "-"'),
   /** This node's id (default: the provider's instance id, else the host name). */
   node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).refine(isSafeKey, 'this node id is reserved; choose another').optional(),
-  /** The cluster's pre-shared key (required; `wakame keygen`). */
+  /** The cluster's pre-shared key, the one this node sends with (required; `wakame keygen`). */
   psk_file: z.string().min(1),
+  /** More keys accepted from peers during a key rollover (see SECURITY.md). */
+  psk_accept_files: z.array(z.string().min(1)).max(4).default([]),
   /** Token required by every state-changing API call (required; `wakame token`). */
   admin_token_file: z.string().min(1),
   /** Address to bind the mesh and API (default: the first non-loopback IPv4). */
@@ -105,6 +107,7 @@ export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
   return {
     ...c,
     psk_file: at(c.psk_file)!,
+    psk_accept_files: c.psk_accept_files.map(f => at(f)!),
     admin_token_file: at(c.admin_token_file)!,
     data_dir: at(c.data_dir)!,
     spec: at(c.spec),

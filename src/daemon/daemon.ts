@@ -73,13 +73,14 @@ export class Daemon {
   async start (): Promise<void> {
     const c = this.cfg
     const psk = loadPsk(c.psk_file)
+    const acceptedPsks = c.psk_accept_files.map(f => loadPsk(f))
     const key = await loadOrCreatePeerKey(join(c.data_dir, 'peer.key'))
     const loaded = this.store.load()
     if (loaded.problem) this.log.error(loaded.problem)
     // Services left running by an earlier daemon process keep running (a balancer keeps serving).
     await this.supervisor.adopt()
     this.supervisor.on('change', () => this.onLocalChange())
-    this.mesh = new Mesh({ cluster: c.cluster, ip: c.bind, port: c.mesh_port, psk, privateKey: key, logger: this.log.child({ component: 'mesh' }) })
+    this.mesh = new Mesh({ cluster: c.cluster, ip: c.bind, port: c.mesh_port, psk, acceptedPsks, privateKey: key, logger: this.log.child({ component: 'mesh' }) })
     await this.mesh.start()
     const t = c.timing
     this.node = new NodeCore({

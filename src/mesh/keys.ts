@@ -13,7 +13,7 @@ export function generatePsk (): string {
   return `${PSK_HEADER}\n/base16/\n${randomBytes(32).toString('hex')}\n`
 }
 
-/** Read and check a pre-shared key file. Refused if missing, malformed, or readable by others. */
+/** Read and check a pre-shared key file (the 32-byte key). Refused if missing, malformed, or readable by others. */
 export function loadPsk (path: string | undefined): Uint8Array {
   if (!path) throw new WakameError('PSK_MISSING', 'no pre-shared key: set psk_file (create one with `wakame keygen --out FILE`)')
   if (!existsSync(path)) throw new WakameError('PSK_MISSING', `pre-shared key file ${path} does not exist (create one with \`wakame keygen --out ${path}\`)`)
@@ -26,7 +26,7 @@ export function loadPsk (path: string | undefined): Uint8Array {
   if (lines.length !== 3 || lines[0] !== PSK_HEADER || lines[1] !== '/base16/' || !/^[0-9a-fA-F]{64}$/.test(lines[2] ?? '')) {
     throw new WakameError('PSK_MALFORMED', `pre-shared key file ${path} is malformed: expected "${PSK_HEADER}", "/base16/" and 64 hex digits on three lines (create one with \`wakame keygen\`)`)
   }
-  return new TextEncoder().encode(`${lines.join('\n')}\n`)
+  return Uint8Array.from(Buffer.from(lines[2]!, 'hex'))
 }
 
 /** This node's libp2p identity, kept in its data directory so its peer id survives restarts. */

@@ -4,12 +4,12 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import type { PrivateKey } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { MAX_CONTROL_BYTES } from './codec.js'
+import { keyRingProtector } from './key-ring.js'
 
 export interface MeshTuning {
   /** The connection monitor pings every peer this often; a hung peer is noticed in about 2×. @default 1000 */
@@ -34,7 +34,10 @@ export type WakameLibp2p = Libp2p<{ pubsub: GossipSub, identify: unknown, ping: 
 export interface Libp2pOptions {
   ip: string
   port: number
+  /** The pre-shared key this node sends with (32 bytes). */
   psk: Uint8Array
+  /** More keys it accepts, during a key rollover. */
+  acceptedPsks?: Uint8Array[]
   privateKey: PrivateKey
   topics: string[]
   tuning?: Partial<MeshTuning>
@@ -48,7 +51,8 @@ export async function createMeshNode (opts: Libp2pOptions): Promise<WakameLibp2p
     addresses: { listen: [`/${family}/${opts.ip}/tcp/${opts.port}`] },
     // Dial from our own address so traffic between VMs comes from each VM's IP (one link can be cut).
     transports: [tcp({ dialOpts: { localAddress: opts.ip } as Record<string, unknown> })],
-    connectionProtector: preSharedKey({ psk: opts.psk }),
+    // Like @libp2p/pnet (same protocol), but holding several keys for rotation without downtime.
+    connectionProtector: keyRingProtector({ primary: opts.psk, accepted: opts.acceptedPsks ?? [] }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { dialTimeout: t.dialTimeoutMs },

@@ -16,6 +16,7 @@ export interface MeshOptions {
   ip: string
   port: number
   psk: Uint8Array
+  acceptedPsks?: Uint8Array[]
   privateKey: PrivateKey
   logger: Logger
   tuning?: Partial<MeshTuning>
@@ -52,7 +53,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   async start (): Promise<void> {
-    this.node = await createMeshNode({ ip: this.opts.ip, port: this.opts.port, psk: this.opts.psk, privateKey: this.opts.privateKey, topics: Object.values(this.topics), tuning: this.opts.tuning })
+    this.node = await createMeshNode({ ip: this.opts.ip, port: this.opts.port, psk: this.opts.psk, acceptedPsks: this.opts.acceptedPsks ?? [], privateKey: this.opts.privateKey, topics: Object.values(this.topics), tuning: this.opts.tuning })
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.set(this.topics.heartbeat, (peer, msg) => this.validate(peer, msg, 'heartbeat'))
     pubsub.topicValidators.set(this.topics.control, (peer, msg) => this.validate(peer, msg, 'control'))
@@ -165,7 +166,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const last = this.hinted.get(addr) ?? -Infinity
     if (Date.now() - last < 30_000) return
     this.hinted.set(addr, Date.now())
-    this.opts.logger.warn({ addr, err }, 'the peer answers on TCP but the libp2p handshake failed: pre-shared key mismatch? (every node must use the same psk_file)')
+    this.opts.logger.warn({ addr, err }, 'the peer answers on TCP but the libp2p handshake failed: pre-shared key mismatch? (nodes must share a key: psk_file, or one of psk_accept_files during a rollover)')
   }
 }
 

@@ -3,7 +3,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { installPromiseWithResolvers } from '../../src/polyfill.js'
-import { generatePsk } from '../../src/mesh/keys.js'
 import { createMeshNode } from '../../src/mesh/libp2p.js'
 
 const P = Promise as unknown as { withResolvers?: unknown }
@@ -29,7 +28,7 @@ describe('Promise.withResolvers polyfill', () => {
     const node = await createMeshNode({
       ip: '127.0.0.1',
       port: 0,
-      psk: new TextEncoder().encode(generatePsk()),
+      psk: crypto.getRandomValues(new Uint8Array(32)),
       privateKey: await generateKeyPair('Ed25519'),
       topics: ['/t']
     })
