@@ -1,5 +1,6 @@
 // The admin HTTP API, served by every node. Reads are open (status holds no secrets); every call that
 // changes the cluster needs the admin token. A node that is not the leader forwards changes to it.
+// Routes and their schemas are declared in routes.ts (which also makes /v1/openapi.json).
 import { timingSafeEqual, createHash } from 'node:crypto'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
 import { z } from 'zod'
@@ -7,16 +8,18 @@ import type { Command } from '../core/commands.js'
 import type { StatusReport } from '../core/status.js'
 import type { SubmitResult } from '../node/leader.js'
 import { loadSpecFile, loadSpecText } from '../spec/load.js'
-import { SERVICE_NAME } from '../spec/schema.js'
 import { isSafeKey } from '../core/keys.js'
 import { InputError } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
 import { renderStatusPage } from './page.js'
+import { fastifyPath, InstanceParam, openApiDocument, ROUTES, ServiceParam, type Route, type RouteName } from './routes.js'
+import { LaunchBody, MigrateBody, ScaleBody } from './schemas.js'
 
 /** What the API needs from the daemon. */
 export interface ApiBackend {
   readonly id: string
-  readonly token: string
+  /** Admin tokens accepted (the primary, and more during a rotation). */
+  readonly tokens: readonly string[]
   status: () => StatusReport
   isLeader: () => boolean
   leaderApi: () => string | undefined
@@ -28,49 +31,41 @@ export interface ApiOptions {
   host: string
   port: number
   logger: Logger
-  /** Largest request body accepted. @default 1 MiB */
+  /** Largest request body accepted: well above the largest valid one (a 256k-character spec, every character escaped, is 1.5 MB). Only read once the token is checked. @default 8 MiB */
   bodyLimit?: number
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: Buffer, key: Buffer }
 }
 
 const FORWARDED = 'x-wakame-forwarded'
-const LaunchBody = z.strictObject({
-  spec: z.strictObject({ text: z.string().max(1_000_000), file: z.string().max(4096), dir: z.string().max(4096) }).optional()
-}).optional()
-const ScaleBody = z.strictObject({ count: z.number().int().min(0).max(1000) })
-const MigrateBody = z.strictObject({ to: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a node id').refine(isSafeKey, 'no such node').optional() }).optional()
-const InstanceId = z.string().regex(/^[a-z][a-z0-9-]{0,30}-\d{1,12}$/, 'an instance id looks like app-12')
+
+type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>
 
 export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<{ close: () => Promise<void> }> {
   const app = Fastify({
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: opts.bodyLimit ?? 1_048_576,
+    bodyLimit: opts.bodyLimit ?? 8 * 1_048_576,
     connectionTimeout: 30_000,
-    requestTimeout: 60_000
+    requestTimeout: 60_000,
+    ...(opts.tls ? { https: opts.tls } : {})
   })
 
-  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
+    const allow = (req.routeOptions.config as { allow?: string[] } | undefined)?.allow
+    if (allow) return void methodNotAllowed(req, reply, allow)
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
     if (status === 500) opts.logger.error({ err }, 'API error')
-    void reply.code(status).send({ error: { code: status === 500 ? 'INTERNAL' : 'BAD_REQUEST', message: status === 500 ? 'internal error; see the node log' : err.message } })
+    void reply.code(status).send({ error: { code: status === 500 ? 'INTERNAL' : (err.code ?? 'BAD_REQUEST'), message: status === 500 ? 'internal error; see the node log' : err.message } })
   })
-
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderStatusPage(backend.status())))
-  app.get('/v1/status', async () => backend.status())
-  app.get('/v1/health', async () => {
-    const s = backend.status()
-    return { ok: true, node: backend.id, leader: s.leader, term: s.term }
+  // JSON only: fastify would also take text/plain bodies, which no route documents.
+  app.removeContentTypeParser('text/plain')
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'NO_ROUTE', message: `no route ${req.method} ${req.url.slice(0, 200)}; see /v1/openapi.json` } })
   })
-
-  const guard = async (req: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
-    if (authorized(req.headers.authorization, backend.token)) return true
-    await reply.code(401).header('www-authenticate', 'Bearer realm="wakame"').send({ error: { code: 'UNAUTHORIZED', message: 'this call changes the cluster: send the admin token as "Authorization: Bearer <token>" (wakame --token-file FILE)' } })
-    return false
-  }
 
   /** Run a command on the leader: here if we lead, else forwarded once. */
-  const change = async (req: FastifyRequest, reply: FastifyReply, make: () => Command | Promise<Command>): Promise<unknown> => {
-    if (!await guard(req, reply)) return reply
+  const change = (make: (req: FastifyRequest) => Command | Promise<Command>): Handler => async (req, reply) => {
     if (!backend.isLeader()) {
       const leader = backend.leaderApi()
       if (!leader || req.headers[FORWARDED]) return await reply.code(503).send({ error: { code: 'NO_LEADER', message: 'no leader right now (an election may be running); retry in a few seconds' } })
@@ -78,7 +73,7 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
     }
     let cmd: Command
     try {
-      cmd = await make()
+      cmd = await make(req)
     } catch (err) {
       if (err instanceof InputError) return await reply.code(400).send({ error: { code: 'INPUT_INVALID', message: err.message, problems: err.problems } })
       throw err
@@ -88,20 +83,53 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
     const code = { NOT_FOUND: 404, AT_MAX: 409, CONFLICT: 409, BAD_REQUEST: 400, NO_SPEC: 409, NOT_LEADER: 503, TIMEOUT: 504 }[r.code]
     return await reply.code(code).send({ error: { code: r.code, message: r.message } })
   }
+  const param = (req: FastifyRequest, name: string, schema: z.ZodType<string>): string => parse(schema, (req.params as Record<string, string>)[name], name)
 
-  app.post('/v1/cluster/launch', async (req, reply) => change(req, reply, () => {
-    const body = parse(LaunchBody, req.body ?? undefined)
-    if (body?.spec) return { type: 'launch', spec: loadSpecText(body.spec.text, body.spec.file, body.spec.dir) }
-    if (backend.defaultSpecPath) return { type: 'launch', spec: loadSpecFile(backend.defaultSpecPath) }
-    return { type: 'launch' }
-  }))
-  app.post('/v1/cluster/shutdown', async (req, reply) => change(req, reply, () => ({ type: 'shutdown', askedOn: String(req.headers['x-wakame-asked-on'] ?? backend.id) })))
-  app.post<{ Params: { service: string } }>('/v1/services/:service/propagate', async (req, reply) => change(req, reply, () => ({ type: 'propagate', service: serviceParam(req.params.service) })))
-  app.post<{ Params: { service: string } }>('/v1/services/:service/scale', async (req, reply) => change(req, reply, () => ({ type: 'scale', service: serviceParam(req.params.service), count: parse(ScaleBody, req.body).count })))
-  app.post<{ Params: { instance: string } }>('/v1/instances/:instance/migrate', async (req, reply) => change(req, reply, () => {
-    const to = parse(MigrateBody, req.body ?? undefined)?.to
-    return { type: 'migrate', instance: parse(InstanceId, req.params.instance), ...(to ? { to } : {}) }
-  }))
+  const handlers: Record<RouteName, Handler> = {
+    statusPage: async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderStatusPage(backend.status())),
+    status: async () => backend.status(),
+    health: async () => {
+      const s = backend.status()
+      return { ok: true, node: backend.id, leader: s.leader, term: s.term }
+    },
+    openapi: async () => document,
+    launch: change(req => {
+      const body = parse(LaunchBody, req.body === undefined ? {} : req.body)
+      if (body.spec) return { type: 'launch', spec: loadSpecText(body.spec.text, body.spec.file, body.spec.dir) }
+      if (backend.defaultSpecPath) return { type: 'launch', spec: loadSpecFile(backend.defaultSpecPath) }
+      return { type: 'launch' }
+    }),
+    shutdown: change(req => ({ type: 'shutdown', askedOn: String(req.headers['x-wakame-asked-on'] ?? backend.id) })),
+    propagate: change(req => ({ type: 'propagate', service: serviceName(param(req, 'service', ServiceParam)) })),
+    scale: change(req => ({ type: 'scale', service: serviceName(param(req, 'service', ServiceParam)), count: parse(ScaleBody, req.body).count })),
+    migrate: change(req => {
+      const to = parse(MigrateBody, req.body === undefined ? {} : req.body).to
+      if (to !== undefined && !isSafeKey(to)) throw new InputError([{ file: 'request', field: 'to', message: `no node "${to}"` }])
+      return { type: 'migrate', instance: param(req, 'instance', InstanceParam), ...(to ? { to } : {}) }
+    })
+  }
+  const document = openApiDocument()
+
+  // The token is checked on request, before the body is even read: without it, a protected route
+  // answers 401 whatever the body holds.
+  const guard = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (authorized(req.headers.authorization, backend.tokens)) return
+    await reply.code(401).header('www-authenticate', 'Bearer realm="wakame"').send({ error: { code: 'UNAUTHORIZED', message: 'this call changes the cluster: send the admin token as "Authorization: Bearer <token>" (wakame --token-file FILE)' } })
+  }
+  for (const [name, route] of Object.entries(ROUTES) as Array<[RouteName, Route]>) {
+    const handler: Handler = route.body || route.method === 'GET'
+      ? handlers[name]
+      : async (req, reply) => req.body === undefined ? await handlers[name](req, reply) : await reply.code(400).send({ error: { code: 'INPUT_INVALID', message: `${route.path} takes no body` } })
+    app.route({ method: route.method, url: fastifyPath(route.path), handler, ...(route.protected ? { onRequest: guard } : {}) })
+  }
+  // A known path asked with another method: 405 and the methods it has (not a 404 that hides it).
+  const byPath = new Map<string, string[]>()
+  for (const r of Object.values(ROUTES) as Route[]) byPath.set(r.path, [...byPath.get(r.path) ?? [], r.method, ...(r.method === 'GET' ? ['HEAD'] : [])])
+  for (const [path, methods] of byPath) {
+    const others = app.supportedMethods.filter(m => !methods.includes(m) && m !== 'OPTIONS')
+    // (config.allow also turns errors before the handler, like a body fastify cannot parse, into the 405.)
+    app.route({ method: others, url: fastifyPath(path), config: { allow: methods }, handler: async (req, reply) => await methodNotAllowed(req, reply, methods) })
+  }
 
   async function forward (req: FastifyRequest, reply: FastifyReply, leader: string): Promise<unknown> {
     try {
@@ -127,22 +155,27 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
   return { close: async () => { await app.close() } }
 }
 
-function parse<T> (schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value)
-  if (r.success) return r.data
-  throw new InputError(r.error.issues.map(i => ({ file: 'request', field: i.path.join('.') || undefined, message: i.message })))
+async function methodNotAllowed (req: FastifyRequest, reply: FastifyReply, allow: string[]): Promise<FastifyReply> {
+  return await reply.code(405).header('allow', allow.join(', ')).send({ error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed here; use ${allow.join(' or ')}` } })
 }
 
-function serviceParam (s: string): string {
-  if (!SERVICE_NAME.test(s) || !isSafeKey(s)) throw new InputError([{ file: 'request', field: 'service', message: `"${s.slice(0, 40)}" is not a service name` }])
+function parse<T> (schema: z.ZodType<T>, value: unknown, field?: string): T {
+  const r = schema.safeParse(value)
+  if (r.success) return r.data
+  throw new InputError(r.error.issues.map(i => ({ file: 'request', field: [field, ...i.path].filter(p => p !== undefined).join('.') || undefined, message: i.message })))
+}
+
+function serviceName (s: string): string {
+  if (!isSafeKey(s)) throw new InputError([{ file: 'request', field: 'service', message: `"${s}" is not a service name` }])
   return s
 }
 
-/** Constant-time comparison (of digests, so lengths do not leak either). */
-export function authorized (header: string | undefined, token: string): boolean {
+/** Constant-time comparison (of digests, so lengths do not leak either), against every accepted token. */
+export function authorized (header: string | undefined, tokens: readonly string[]): boolean {
   const m = /^Bearer (\S+)$/.exec(header ?? '')
   if (!m) return false
   const a = createHash('sha256').update(m[1]!).digest()
-  const b = createHash('sha256').update(token).digest()
-  return timingSafeEqual(a, b)
+  let ok = false
+  for (const token of tokens) ok = timingSafeEqual(a, createHash('sha256').update(token).digest()) || ok
+  return ok
 }

@@ -1,9 +1,10 @@
 // `wakame agent`: the daemon every node runs (as an init service on an AMI, or as a local VM).
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startApi } from '../api/server.js'
 import { resolveDaemonConfig, type DaemonConfig } from '../config/daemon-config.js'
 import { Daemon } from '../daemon/daemon.js'
-import { loadPsk, loadToken } from '../mesh/keys.js'
+import { loadPsk, loadToken, readSecretFile } from '../mesh/keys.js'
 import { loadSpecFile } from '../spec/load.js'
 import { LocalProvider, startOwnerWatchdog } from '../providers/local/local-provider.js'
 import { procStat } from '../providers/local/proc.js'
@@ -13,9 +14,19 @@ import { createLogger, type Logger } from '../util/log.js'
 
 /** argv that runs this program again (the bundle under Node, or the single executable). */
 export function selfArgv (): string[] {
+  // In a single executable, argv[1] is the name it was invoked by ("wakame", "./wakame", a
+  // "wakameadm" symlink), not a script: execPath (the real binary) alone runs it again.
+  if (isSingleExecutable()) return [process.execPath]
   const script = process.argv[1]
-  const isSea = !script || script === process.execPath
-  return isSea ? [process.execPath] : [process.execPath, script]
+  return script ? [process.execPath, script] : [process.execPath]
+}
+
+/** Running as the single executable (scripts/build-sea.mjs)? node:sea exists from Node 20.12. */
+export function isSingleExecutable (): boolean {
+  try {
+    const sea = process.getBuiltinModule?.('node:sea') as { isSea?: () => boolean } | undefined
+    return sea?.isSea?.() === true
+  } catch { return false }
 }
 
 export async function runAgent (configFile: string | undefined, flags: Record<string, unknown>): Promise<void> {
@@ -30,8 +41,9 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
   const provider = makeProvider(cfg, logger)
   const daemon = new Daemon({ config: cfg, provider, logger, selfArgv: selfArgv() })
   await daemon.start()
-  const api = await startApi(daemon, { host: cfg.api_bind, port: cfg.api_port, logger: logger.child({ component: 'api' }) })
-  logger.info({ api: `http://${cfg.api_bind}:${cfg.api_port}` }, 'admin API listening')
+  const tls = cfg.api_tls_cert_file && cfg.api_tls_key_file ? { cert: readFileSync(cfg.api_tls_cert_file), key: readSecretFile(cfg.api_tls_key_file, { what: 'TLS key file (api_tls_key_file)', code: 'TLS_KEY' }) } : undefined
+  const api = await startApi(daemon, { host: cfg.api_bind, port: cfg.api_port, logger: logger.child({ component: 'api' }), tls })
+  logger.info({ api: daemon.apiUrl }, 'admin API listening')
 
   let stopping = false
   const stop = async (signal: string, stopServices: boolean): Promise<void> => {

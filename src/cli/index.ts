@@ -1,7 +1,7 @@
 // The `wakame` command line: the daemon (`agent`), the admin commands Wakame users know (with their
 // old names as aliases), and a few tools. Arguments are parsed by commander.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { basename, dirname, resolve } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { balancerMain } from '../balancers/builtin/proxy.js'
 import { generatePsk, generateToken } from '../mesh/keys.js'
@@ -11,11 +11,14 @@ import { VERSION } from '../version.js'
 import { runAgent } from './agent.js'
 import { ApiError, Client } from './client.js'
 import { formatStatus } from './format.js'
+import { runNodeScript } from './sea-node.js'
 import { waitForSettle } from './wait.js'
 
 interface Globals { node?: string, tokenFile?: string }
 interface WaitFlags { wait: boolean, timeout: number }
 
+/** A comma-separated option value as a list. */
+const list = (v: string): string[] => v.split(',').map(s => s.trim()).filter(Boolean)
 const int = (name: string) => (v: string): number => {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number`)
   return Number(v)
@@ -39,9 +42,12 @@ export function buildProgram (): Command {
     .description('run the wakame daemon on this node')
     .option('-c, --config <file>', 'YAML config file (env WAKAME_* and flags override it)')
     .option('--cluster <name>').option('--node-id <id>').option('--psk-file <file>').option('--admin-token-file <file>')
+    .option('--psk-accept-files <files>', 'more pre-shared keys accepted during a key rotation, comma-separated', list)
+    .option('--admin-token-accept-files <files>', 'more admin tokens accepted during a token rotation, comma-separated', list)
     .option('--bind <ip>').option('--api-bind <ip>')
+    .option('--api-tls-cert-file <file>', 'serve the admin API over HTTPS (PEM certificate)').option('--api-tls-key-file <file>', 'its private key (PEM)')
     .option('--mesh-port <port>', '', int('--mesh-port')).option('--api-port <port>', '', int('--api-port'))
-    .option('--data-dir <dir>').option('--bootstrap <addrs>', 'host:port or multiaddrs, comma-separated', (v: string) => v.split(',').filter(Boolean))
+    .option('--data-dir <dir>').option('--bootstrap <addrs>', 'host:port or multiaddrs, comma-separated', list)
     .option('--bootstrap-expect <n>', '', int('--bootstrap-expect')).option('--provider <name>').option('--spec <file>').option('--log-level <level>')
     .action(async (o: Record<string, unknown>) => {
       const { config, ...rest } = o
@@ -160,10 +166,17 @@ async function changeAndWait (client: Client, path: string, body: unknown, o: Wa
 
 /** Run the CLI; errors become one clear line and a non-zero exit code (2 for bad input). */
 export async function runCli (argv: string[]): Promise<void> {
+  // The single executable started as `node` for a service's script (see sea-node.ts). Its errors
+  // stay the script's own, as under node: not caught below.
+  if (await runNodeScript(argv)) return
   // `wakame status | head` closes the pipe early: that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err })
   try {
-    await buildProgram().parseAsync(argv)
+    const program = buildProgram()
+    // The same binary installed as `wakameadm` (a symlink on the AMI) is the admin CLI: the
+    // commands are the same, only help and errors should name what the user typed.
+    if (basename(argv[1] ?? '') === 'wakameadm') program.name('wakameadm')
+    await program.parseAsync(argv)
   } catch (err) {
     if (err instanceof InputError) { console.error(err.message); process.exitCode = 2; return }
     // 2: the input was wrong (bad or unknown names, values); 1: the cluster could not do it.

@@ -36,12 +36,17 @@ export const DaemonConfigSchema = z.strictObject({
   psk_accept_files: z.array(z.string().min(1)).max(4).default([]),
   /** Token required by every state-changing API call (required; `wakame token`). */
   admin_token_file: z.string().min(1),
+  /** More admin tokens accepted during a token rotation (see SECURITY.md). */
+  admin_token_accept_files: z.array(z.string().min(1)).max(4).default([]),
   /** Address to bind the mesh and API (default: the first non-loopback IPv4). */
   bind: z.union([z.ipv4(), z.ipv6()], 'an IP address of this node').optional(),
   mesh_port: z.number().int().min(1).max(65535).default(7610),
   api_port: z.number().int().min(1).max(65535).default(7600),
   /** Address the admin API binds (default: `bind`; never 0.0.0.0 unless set here). */
   api_bind: z.union([z.ipv4(), z.ipv6()], 'an IP address of this node').optional(),
+  /** Serve the admin API over HTTPS with this certificate (PEM; both files or neither). */
+  api_tls_cert_file: z.string().min(1).optional(),
+  api_tls_key_file: z.string().min(1).optional(),
   /** Where the node keeps its state (default /var/lib/wakame). */
   data_dir: z.string().default('/var/lib/wakame'),
   /** Peers to join through: host:port or multiaddrs. */
@@ -68,8 +73,9 @@ export const DaemonConfigSchema = z.strictObject({
 export type DaemonConfig = z.output<typeof DaemonConfigSchema> & { bind: string, node_id: string, api_bind: string }
 
 /** Top-level keys that may come from WAKAME_<KEY> environment variables. */
-const ENV_KEYS = ['cluster', 'node_id', 'psk_file', 'admin_token_file', 'bind', 'mesh_port', 'api_port', 'api_bind', 'data_dir', 'bootstrap', 'bootstrap_expect', 'provider', 'spec', 'launch', 'zone', 'log_level'] as const
+const ENV_KEYS = ['cluster', 'node_id', 'psk_file', 'psk_accept_files', 'admin_token_file', 'admin_token_accept_files', 'bind', 'mesh_port', 'api_port', 'api_bind', 'api_tls_cert_file', 'api_tls_key_file', 'data_dir', 'bootstrap', 'bootstrap_expect', 'provider', 'spec', 'launch', 'zone', 'log_level'] as const
 const NUMERIC = new Set(['mesh_port', 'api_port', 'bootstrap_expect'])
+const LISTS = new Set(['bootstrap', 'psk_accept_files', 'admin_token_accept_files'])
 
 export interface ConfigSources {
   file?: string
@@ -94,7 +100,7 @@ export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
   for (const key of ENV_KEYS) {
     const v = env[`WAKAME_${key.toUpperCase()}`]
     if (v === undefined || v === '') continue
-    raw[key] = NUMERIC.has(key) ? Number(v) : key === 'bootstrap' ? v.split(',').map(s => s.trim()).filter(Boolean) : v
+    raw[key] = NUMERIC.has(key) ? Number(v) : LISTS.has(key) ? v.split(',').map(s => s.trim()).filter(Boolean) : v
   }
   for (const [k, v] of Object.entries(src.flags ?? {})) if (v !== undefined) raw[k] = v
   const parsed = DaemonConfigSchema.safeParse(raw)
@@ -102,6 +108,9 @@ export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
     throw new InputError(parsed.error.issues.map(i => ({ file: src.file ?? '(flags and environment)', field: i.path.join('.'), message: i.message })))
   }
   const c = parsed.data
+  if ((c.api_tls_cert_file === undefined) !== (c.api_tls_key_file === undefined)) {
+    throw new InputError([{ file: src.file ?? '(flags and environment)', field: c.api_tls_cert_file ? 'api_tls_key_file' : 'api_tls_cert_file', message: 'HTTPS needs both api_tls_cert_file and api_tls_key_file' }])
+  }
   const at = (p: string | undefined) => p === undefined ? undefined : isAbsolute(p) ? p : resolve(baseDir, p)
   const bind = c.bind ?? defaultIpv4()
   return {
@@ -109,6 +118,9 @@ export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
     psk_file: at(c.psk_file)!,
     psk_accept_files: c.psk_accept_files.map(f => at(f)!),
     admin_token_file: at(c.admin_token_file)!,
+    admin_token_accept_files: c.admin_token_accept_files.map(f => at(f)!),
+    api_tls_cert_file: at(c.api_tls_cert_file),
+    api_tls_key_file: at(c.api_tls_key_file),
     data_dir: at(c.data_dir)!,
     spec: at(c.spec),
     local: c.local ? { ...c.local, cluster_dir: at(c.local.cluster_dir)! } : undefined,

@@ -134,11 +134,21 @@ function admitNodes (ctx: Ctx): void {
     // A VM that never joins is terminated and reported, not waited for forever.
     const since = ctx.mem.launchedSince.get(l.id) ?? ctx.now
     ctx.mem.launchedSince.set(l.id, since)
-    if (ctx.now - since >= ctx.cfg.joinDeadlineMs) {
+    // One that was heard and then died before it joined (lost while booting) will not join either:
+    // after the same grace as a dead node it is given up, and a replacement can be launched
+    // without waiting for the join deadline.
+    let died: number | undefined
+    if (obs.nodes.get(l.vm)?.status === 'dead') {
+      died = ctx.mem.deadSince.get(l.vm) ?? ctx.now
+      ctx.mem.deadSince.set(l.vm, died)
+    }
+    const diedLongAgo = died !== undefined && ctx.now - died >= ctx.cfg.deadGraceMs
+    if (ctx.now - since >= ctx.cfg.joinDeadlineMs || diedLongAgo) {
       l.status = 'failed'
-      l.error = `${l.vm} did not join within ${Math.round(ctx.cfg.joinDeadlineMs / 1000)} s; terminated`
-      if (!d.terminations[l.vm]) d.terminations[l.vm] = { node: l.vm, reason: 'never joined', status: 'pending' }
-      ctx.mem.lastLaunchFailure = ctx.now
+      l.error = diedLongAgo ? `${l.vm} died before it joined; terminated` : `${l.vm} did not join within ${Math.round(ctx.cfg.joinDeadlineMs / 1000)} s; terminated`
+      if (!d.terminations[l.vm]) d.terminations[l.vm] = { node: l.vm, reason: diedLongAgo ? 'died before joining' : 'never joined', status: 'pending' }
+      // A VM that never joined says something is wrong with launching (hold off); a lost one does not.
+      if (!diedLongAgo) ctx.mem.lastLaunchFailure = ctx.now
       ctx.notes.push(`launch ${l.id}: ${l.error}`)
     }
   }
@@ -354,6 +364,7 @@ function addInstance (ctx: Ctx, spec: Spec, service: string): InstanceRec {
 }
 
 function placeWaiting (ctx: Ctx, spec: Spec): void {
+  replaceOutOfZone(ctx)
   for (const inst of Object.values(ctx.d.instances)) {
     if (inst.node !== null || inst.phase !== 'run') continue
     const exclude = [inst.notOn, inst.replaces ? ctx.d.instances[inst.replaces]?.node : undefined].filter((n): n is string => !!n)
@@ -363,6 +374,26 @@ function placeWaiting (ctx: Ctx, spec: Spec): void {
     inst.slot = room.slot
     delete inst.notOn
     ctx.notes.push(`${inst.id}: place on ${room.node}`)
+  }
+}
+
+/**
+ * A stateful instance placed on a node outside its volume's zone (placed before the document knew
+ * the zone: the answer of the attach that created the volume was lost) can never start there: its
+ * volume cannot be attached across zones. It is placed again, in the zone (or waits for a VM
+ * launched there). One whose volume is attached where it is placed is left alone.
+ */
+function replaceOutOfZone (ctx: Ctx): void {
+  const { d } = ctx
+  for (const inst of Object.values(d.instances)) {
+    if (inst.node === null || inst.phase !== 'run' || !inst.volume) continue
+    const zone = zoneFor(d, inst)
+    const nodeZone = d.nodes[inst.node]?.zone
+    if (zone === undefined || nodeZone === undefined || nodeZone === zone || d.volumes[inst.volume]?.attachedTo === inst.node) continue
+    ctx.notes.push(`${inst.id}: ${inst.node} is in ${nodeZone}, its volume ${inst.volume} in ${zone}; placing it again`)
+    inst.notOn = inst.node
+    inst.node = null
+    inst.slot = 0
   }
 }
 

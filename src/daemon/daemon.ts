@@ -37,7 +37,13 @@ export class Daemon {
   readonly id: string
   readonly cfg: DaemonConfig
   readonly log: Logger
-  readonly token: string
+  /** Admin tokens the API accepts: the primary, then those of admin_token_accept_files (rotation). */
+  readonly tokens: readonly string[]
+  /** Where this node's admin API answers (https when it has a certificate). */
+  get apiUrl (): string {
+    const c = this.cfg
+    return `${c.api_tls_cert_file ? 'https' : 'http'}://${hostPort(c.api_bind, c.api_port)}`
+  }
   private readonly provider: Provider
   private readonly store: NodeStore
   private mesh!: Mesh
@@ -60,7 +66,7 @@ export class Daemon {
     this.id = c.node_id
     this.log = opts.logger
     this.provider = opts.provider
-    this.token = loadToken(c.admin_token_file)
+    this.tokens = [c.admin_token_file, ...c.admin_token_accept_files].map(loadToken)
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 })
     this.store = new NodeStore(c.data_dir)
     this.supervisor = new Supervisor({ dataDir: c.data_dir, bindIp: c.bind, nodeId: this.id, logger: this.log.child({ component: 'supervisor' }) })
@@ -80,7 +86,7 @@ export class Daemon {
     // Services left running by an earlier daemon process keep running (a balancer keeps serving).
     await this.supervisor.adopt()
     this.supervisor.on('change', () => this.onLocalChange())
-    this.mesh = new Mesh({ cluster: c.cluster, ip: c.bind, port: c.mesh_port, psk, acceptedPsks, privateKey: key, logger: this.log.child({ component: 'mesh' }) })
+    this.mesh = new Mesh({ cluster: c.cluster, node: this.id, ip: c.bind, port: c.mesh_port, psk, acceptedPsks, privateKey: key, logger: this.log.child({ component: 'mesh' }) })
     await this.mesh.start()
     const t = c.timing
     this.node = new NodeCore({
@@ -89,7 +95,7 @@ export class Daemon {
       peer: this.mesh.peerId,
       ip: c.bind,
       mesh: this.mesh.address,
-      api: `http://${hostPort(c.api_bind, c.api_port)}`,
+      api: this.apiUrl,
       ...(c.zone ? { zone: c.zone } : {}),
       ...(c.launch ? { launch: c.launch } : {}),
       bootstrapExpect: c.bootstrap_expect,

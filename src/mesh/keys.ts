@@ -16,12 +16,7 @@ export function generatePsk (): string {
 /** Read and check a pre-shared key file (the 32-byte key). Refused if missing, malformed, or readable by others. */
 export function loadPsk (path: string | undefined): Uint8Array {
   if (!path) throw new WakameError('PSK_MISSING', 'no pre-shared key: set psk_file (create one with `wakame keygen --out FILE`)')
-  if (!existsSync(path)) throw new WakameError('PSK_MISSING', `pre-shared key file ${path} does not exist (create one with \`wakame keygen --out ${path}\`)`)
-  const st = statSync(path)
-  if (!st.isFile()) throw new WakameError('PSK_MALFORMED', `pre-shared key file ${path} is not a file`)
-  const mode = st.mode & 0o777
-  if ((mode & 0o077) !== 0) throw new WakameError('PSK_MODE', `pre-shared key file ${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`)
-  const text = readFileSync(path, 'utf8')
+  const text = readSecretFile(path, { what: 'pre-shared key file', code: 'PSK', create: `wakame keygen --out ${path}` }).toString('utf8')
   const lines = text.trim().split(/\r?\n/).map(l => l.trim())
   if (lines.length !== 3 || lines[0] !== PSK_HEADER || lines[1] !== '/base16/' || !/^[0-9a-fA-F]{64}$/.test(lines[2] ?? '')) {
     throw new WakameError('PSK_MALFORMED', `pre-shared key file ${path} is malformed: expected "${PSK_HEADER}", "/base16/" and 64 hex digits on three lines (create one with \`wakame keygen\`)`)
@@ -45,16 +40,21 @@ export async function loadOrCreatePeerKey (path: string): Promise<PrivateKey> {
 
 /** An admin token file: one line of at least 32 characters. */
 export function loadToken (path: string): string {
-  if (!existsSync(path)) throw new WakameError('TOKEN_MISSING', `admin token file ${path} does not exist (create one with \`wakame token --out ${path}\`)`)
-  const st = statSync(path)
-  if (!st.isFile()) throw new WakameError('TOKEN_MALFORMED', `admin token file ${path} is not a file`)
-  const mode = st.mode & 0o777
-  if ((mode & 0o077) !== 0) throw new WakameError('TOKEN_MODE', `admin token file ${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`)
-  const token = readFileSync(path, 'utf8').trim()
+  const token = readSecretFile(path, { what: 'admin token file', code: 'TOKEN', create: `wakame token --out ${path}` }).toString('utf8').trim()
   if (token.length < 32 || /\s/.test(token)) throw new WakameError('TOKEN_MALFORMED', `admin token in ${path} must be one line of at least 32 characters without spaces`)
   return token
 }
 
 export function generateToken (): string {
   return randomBytes(32).toString('base64url')
+}
+
+/** Read a file holding a secret: refused if missing, not a file, or readable by group or others. */
+export function readSecretFile (path: string, o: { what: string, code: string, create?: string }): Buffer {
+  if (!existsSync(path)) throw new WakameError(`${o.code}_MISSING`, `${o.what} ${path} does not exist${o.create ? ` (create one with \`${o.create}\`)` : ''}`)
+  const st = statSync(path)
+  if (!st.isFile()) throw new WakameError(`${o.code}_MALFORMED`, `${o.what} ${path} is not a file`)
+  const mode = st.mode & 0o777
+  if ((mode & 0o077) !== 0) throw new WakameError(`${o.code}_MODE`, `${o.what} ${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`)
+  return readFileSync(path)
 }

@@ -13,6 +13,8 @@ import { createMeshNode, type MeshTuning, type WakameLibp2p } from './libp2p.js'
 
 export interface MeshOptions {
   cluster: string
+  /** This node's id: a message from another peer claiming it is a forgery. */
+  node: string
   ip: string
   port: number
   psk: Uint8Array
@@ -37,6 +39,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly dialing = new Map<string, Promise<ProbeResult>>()
   /** Node id each peer claims in its heartbeats; messages naming another node are rejected. */
   private readonly peerNode = new Map<string, string>()
+  /** The peer (signing key) each node id belongs to, and the incarnation it last claimed it with. */
+  private readonly nodePeer = new Map<string, { peer: string, incarnation: number }>()
   private readonly decoded = new WeakMap<Uint8Array, Heartbeat | ConsensusMsg>()
 
   constructor (private readonly opts: MeshOptions) {
@@ -87,16 +91,32 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const hb = r.value as Heartbeat
       // The signer must be the peer the heartbeat claims, and one peer speaks for one node.
       if (hb.peer !== from) return this.reject(peer, from, kind, `heartbeat claims peer ${hb.peer}`)
+      if (hb.node === this.opts.node) return this.reject(peer, from, kind, `heartbeat claims to come from this node (${hb.node})`)
       const known = this.peerNode.get(from)
       if (known !== undefined && known !== hb.node) return this.reject(peer, from, kind, `peer spoke for ${known}, now claims ${hb.node}`)
+      // A node id belongs to one peer; another takes it over only as a newer incarnation of the
+      // node (a restart that lost its identity key). A newer incarnation also wins at membership.
+      const owner = this.nodePeer.get(hb.node)
+      if (owner && owner.peer !== from && hb.incarnation <= owner.incarnation) return this.reject(peer, from, kind, `node ${hb.node} belongs to peer ${owner.peer}`)
+      if (owner && owner.peer !== from) this.peerNode.delete(owner.peer)
       this.peerNode.set(from, hb.node)
+      this.nodePeer.set(hb.node, { peer: from, incarnation: Math.max(hb.incarnation, owner?.peer === from ? owner.incarnation : 0) })
     } else {
       const m = r.value as ConsensusMsg
-      const known = this.peerNode.get(from)
-      if (known !== undefined && known !== m.from) return this.reject(peer, from, kind, `peer of ${known} sent a message from ${m.from}`)
+      if (m.from === this.opts.node) return this.reject(peer, from, kind, `message claims to come from this node (${m.from})`)
+      const owner = this.nodePeer.get(m.from)
+      // Control messages only from a node whose heartbeats we know, signed by that node's peer.
+      // An unknown sender is ignored (not penalised): its first heartbeat may simply be late.
+      if (owner === undefined) return this.ignore(from, kind, `sender ${m.from} has not sent a heartbeat yet`)
+      if (owner.peer !== from) return this.reject(peer, from, kind, `message from ${m.from} signed by another peer than ${m.from}'s`)
     }
     this.decoded.set(msg.data, r.value)
     return TopicValidatorResult.Accept
+  }
+
+  private ignore (from: string, topic: string, reason: string): TopicValidatorResult {
+    this.opts.logger.debug({ from, topic, reason }, 'ignored a gossip message')
+    return TopicValidatorResult.Ignore
   }
 
   private reject (peer: PeerId, from: string, topic: string, reason: string): TopicValidatorResult {

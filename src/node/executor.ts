@@ -77,9 +77,13 @@ export class CloudExecutor {
       for (const v of volumes) {
         if (!this.deps.canAct()) return
         const actual = await this.deps.provider.volumeAttachment(v.name)
-        if (actual !== v.attachedTo) {
-          this.deps.logger.warn({ volume: v.name, document: v.attachedTo, cloud: actual }, 'volume attachment differs from the document; correcting the document')
-          this.deps.report({ type: 'volume-attached', name: v.name, node: actual })
+        // The zone too, while the document does not know it (the answer of the attach that created
+        // the volume may have been lost): placement needs it, or the service is placed where its
+        // volume can never be attached.
+        const zone = v.zone === undefined ? await this.deps.provider.volumeZone(v.name) : undefined
+        if (actual !== v.attachedTo || zone !== undefined) {
+          if (actual !== v.attachedTo) this.deps.logger.warn({ volume: v.name, document: v.attachedTo, cloud: actual }, 'volume attachment differs from the document; correcting the document')
+          this.deps.report({ type: 'volume-attached', name: v.name, node: actual, ...(zone !== undefined ? { zone } : {}) })
         }
       }
       // An address moved by someone else (a deposed leader's late call) is found here and moved back.
@@ -140,6 +144,16 @@ export class CloudExecutor {
         // The cloud's word, not the document's, decides: an answer lost earlier can leave the
         // volume attached where the document does not know it.
         const at = await provider.volumeAttachment(a.name)
+        // A volume lives in one zone and can only be attached there. If the target is elsewhere
+        // (it was placed while the document did not know the zone), no retry can succeed: record
+        // the zone instead, and the scheduler places the instance again, in the zone.
+        const zone = await provider.volumeZone(a.name)
+        const nodeZone = this.lastDoc?.nodes[a.node]?.zone
+        if (zone !== undefined && nodeZone !== undefined && zone !== nodeZone) {
+          logger.warn({ volume: a.name, zone, node: a.node, nodeZone }, 'volume is in another zone than the node it is meant for; recording its zone')
+          this.deps.report({ type: 'volume-attached', name: a.name, node: at, zone })
+          return
+        }
         if (at !== null && at !== a.node) {
           // Attached elsewhere: it may only be taken from a node where no instance uses it any more
           // (the scheduler asks for a move only then), else it waits.
@@ -150,9 +164,22 @@ export class CloudExecutor {
         }
         this.fence()
         logger.info({ volume: a.name, node: a.node }, 'attaching a volume')
-        if (at !== a.node) await provider.attachVolume(a.name, a.service, a.node)
-        const zone = await provider.volumeZone(a.name)
-        this.deps.report({ type: 'volume-attached', name: a.name, node: a.node, ...(zone ? { zone } : {}) })
+        if (at !== a.node) {
+          try {
+            await provider.attachVolume(a.name, a.service, a.node)
+          } catch (err) {
+            // A definitive refusal (another zone than the document knew): record what the cloud
+            // says, so the plan changes rather than repeating a call that cannot succeed.
+            if (isDefinitive(err)) {
+              const now = await provider.volumeAttachment(a.name)
+              const z = await provider.volumeZone(a.name)
+              this.deps.report({ type: 'volume-attached', name: a.name, node: now, ...(z !== undefined ? { zone: z } : {}) })
+            }
+            throw err
+          }
+        }
+        const after = zone ?? await provider.volumeZone(a.name)
+        this.deps.report({ type: 'volume-attached', name: a.name, node: a.node, ...(after ? { zone: after } : {}) })
         return
       }
       case 'associate-address': {

@@ -3,11 +3,12 @@
 // balancer's config, the spec's templates — and when the rendered output differs from what the
 // instance was last given, runs its on_change action: reload (signal or command), restart (rolling:
 // one instance of the service at a time), or none. The balancer is one consumer of this mechanism:
-// its on_change is always a reload.
+// its on_change is always a reload, done by its kind's runtime (src/balancers/kinds.ts), which also
+// gives its argv and, for HAProxy, nginx and Apache, validates and installs its config file itself.
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { renderBuiltinConfig } from '../balancers/builtin/render.js'
+import { createBalancer, type BalancerRuntime } from '../balancers/kinds.js'
 import type { LocalInstance } from '../core/local-plan.js'
 import type { InstanceReport } from '../core/types.js'
 import { viewAddresses, type DependencyView } from '../core/views.js'
@@ -51,6 +52,8 @@ interface Relation {
 
 export class Relations {
   private readonly rels = new Map<string, Relation>()
+  /** The balancer runtime of each local balancer instance. */
+  private readonly lbs = new Map<string, BalancerRuntime>()
 
   constructor (private readonly deps: RelationsDeps) {}
 
@@ -66,9 +69,12 @@ export class Relations {
     const id = inst.rec.id
     const dir = this.instanceDir(id)
     const rel = this.relation(id)
+    // A fresh runtime: the process (re)starts from the file, or was adopted and serves what is on disk.
+    const lb = inst.spec.balancer ? this.balancer(inst, true) : undefined
     try {
       const files = this.render(inst, view)
-      this.write(dir, files)
+      this.write(dir, files, lb)
+      if (lb?.managed) lb.prepare(files.get(lb.configFile)!)
       rel.written = rel.applied = hashFiles(files)
       rel.failure = undefined
     } catch (err) {
@@ -81,9 +87,7 @@ export class Relations {
     for (const [service, endpoints] of Object.entries(view)) {
       env[`WAKAME_DEP_${service.toUpperCase().replace(/-/g, '_')}`] = endpoints.map(e => e.address).join(',')
     }
-    const argv = inst.spec.balancer
-      ? [...this.deps.selfArgv, 'balancer', '--config', join(dir, 'balancer.json'), '--listen', hostPort(this.deps.bindIp, inst.port!)]
-      : undefined
+    const argv = lb?.argv()
     return { env, ...(argv ? { argv } : {}) }
   }
 
@@ -113,8 +117,9 @@ export class Relations {
       if (rel.failure && rel.lastChange?.ok !== false) rel.failure = undefined
       return
     }
+    const lb = inst.spec.balancer ? this.balancer(inst) : undefined
     if (hash !== rel.written) {
-      this.write(dir, files)
+      this.write(dir, files, lb)
       rel.written = hash
       rel.rerenders++
       this.deps.logger.info({ instance: id, view: summarize(view) }, 'dependencies changed: files re-rendered')
@@ -129,14 +134,16 @@ export class Relations {
     }
     try {
       let output = ''
-      if (action === 'reload') output = await this.deps.supervisor.reload(id)
+      if (action === 'reload') output = lb ? await lb.apply(files.get(lb.configFile)!) : await this.deps.supervisor.reload(id)
       else if (action === 'restart') await this.deps.supervisor.restart(id)
       rel.lastChange = { action, ok: true, at: new Date(now).toISOString(), ...(output ? { output } : {}), ...(action === 'restart' && peers.every(p => !p.live || p.state === 'FAIL') ? { note: 'restarted (single instance): a brief gap while it restarts' } : {}) }
       rel.failure = undefined
     } catch (err) {
       const message = (err as Error).message
-      rel.lastChange = { action, ok: false, at: new Date(now).toISOString(), output: message.slice(0, 1000) }
-      rel.failure = `on_change ${action} failed: ${message}`
+      // A refused balancer config leaves the last good one serving: degraded, shown with the reload, not FAIL.
+      const degraded = (err as { code?: string }).code === 'BALANCER_DEGRADED'
+      rel.lastChange = { action, ok: false, at: new Date(now).toISOString(), output: message.slice(0, 1000), ...(degraded ? { note: 'degraded: the last good config stays live' } : {}) }
+      rel.failure = degraded ? undefined : `on_change ${action} failed: ${message}`
       this.deps.logger.warn({ instance: id, action, err: message }, 'on_change action failed')
     }
     Object.assign(rel, { applied: hash, appliedVersion: version, viewHash, deps: viewAddresses(view) })
@@ -164,6 +171,29 @@ export class Relations {
 
   forget (id: string): void {
     this.rels.delete(id)
+    this.lbs.delete(id)
+  }
+
+  /** The runtime of a balancer instance (created on first use, or afresh). */
+  private balancer (inst: LocalInstance, fresh = false): BalancerRuntime {
+    const id = inst.rec.id
+    let lb = this.lbs.get(id)
+    if (!lb || fresh) {
+      const b = inst.spec.balancer!
+      const t = b.template
+      lb = createBalancer(b.kind, {
+        instance: id,
+        dir: this.instanceDir(id),
+        listen: { host: this.deps.bindIp, port: inst.port! },
+        logger: this.deps.logger,
+        pid: () => this.deps.supervisor.pid(id),
+        reload: () => this.deps.supervisor.reload(id),
+        selfArgv: this.deps.selfArgv,
+        ...(t ? { template: { name: t.source ?? 'balancer.template', read: () => t.text ?? readFileSync(resolve(inst.specDir, t.source!), 'utf8') } } : {})
+      })
+      this.lbs.set(id, lb)
+    }
+    return lb
   }
 
   private relation (id: string): Relation {
@@ -176,7 +206,10 @@ export class Relations {
   private render (inst: LocalInstance, view: DependencyView): Map<string, string> {
     const files = new Map<string, string>()
     files.set('deps.json', `${JSON.stringify({ service: inst.rec.service, instance: inst.rec.id, deps: view }, null, 2)}\n`)
-    if (inst.spec.balancer) files.set('balancer.json', renderBuiltinConfig(inst.spec.balancer.routes, view))
+    if (inst.spec.balancer) {
+      const lb = this.balancer(inst)
+      files.set(lb.configFile, lb.render({ routes: inst.spec.balancer.routes, view, listen: { host: this.deps.bindIp, port: inst.port! }, instance: inst.rec.id, dir: this.instanceDir(inst.rec.id) }))
+    }
     const ctx: TemplateContext = {
       cluster: this.deps.cluster,
       instance: { id: inst.rec.id, service: inst.rec.service, node: this.deps.nodeId, ip: this.deps.bindIp, ...(inst.port !== undefined ? { port: inst.port } : {}) },
@@ -189,9 +222,10 @@ export class Relations {
     return files
   }
 
-  private write (dir: string, files: Map<string, string>): void {
+  /** Write the files, except a balancer config its runtime installs itself (validated). */
+  private write (dir: string, files: Map<string, string>, lb?: BalancerRuntime): void {
     mkdirSync(dir, { recursive: true })
-    for (const [name, content] of files) writeFileAtomicSync(join(dir, name), content)
+    for (const [name, content] of files) if (!(lb?.managed && name === lb.configFile)) writeFileAtomicSync(join(dir, name), content)
   }
 }
 
@@ -215,10 +249,6 @@ function hashView (view: DependencyView): string {
   return createHash('sha256').update(JSON.stringify(view)).digest('hex').slice(0, 16)
 }
 
-
-function hostPort (ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`
-}
 
 function summarize (view: DependencyView): Record<string, string[]> {
   const out: Record<string, string[]> = {}

@@ -22,6 +22,18 @@ export interface SimInstance {
   stateful: boolean
 }
 
+/** How a message was sent: by whom (which incarnation), when, in which term, and what it echoes. */
+export interface Sent {
+  from: SimNode
+  inc: number
+  at: number
+  term: number
+  /** A message only a leader sends (its heartbeat, an append, a commit): one that renews a follower's promise. */
+  asLeader: boolean
+  /** The sender's followedAt entries when it sent (what the message tells its receiver). */
+  followed: ReadonlyMap<string, { inc: number, at: number }> | undefined
+}
+
 export interface SimNodeHost {
   now: () => number
   schedule: (delayMs: number, run: () => void) => void
@@ -49,8 +61,21 @@ export class SimNode {
   vmUp = true
   frozenUntil = -Infinity
   backlog: Array<() => void> = []
-  /** Heartbeats waiting for the next tick (large clusters only). */
+  /** Heartbeats waiting for the next tick (large clusters only), each with how it was sent. */
   inbox: Array<Parameters<NodeCore['onHeartbeat']>[0]> = []
+  inboxSent: Sent[] = []
+  /**
+   * God view, for the lease checkers (see Simulation.received): per node this daemon followed as
+   * its leader, the latest send time of a message of that leader (by its incarnation) after which
+   * it did. Cleared when the daemon restarts (the new process followed nobody yet).
+   */
+  readonly followedAt = new Map<string, { inc: number, at: number }>()
+  /**
+   * Per voter, the latest time this daemon sent a message that the voter processed and followed it
+   * after, as learnt by a later message of the voter that this daemon processed: a completed round
+   * trip, the only evidence a lease can rest on. Cleared when the daemon restarts.
+   */
+  readonly contactAt = new Map<string, number>()
   readonly instances = new Map<string, SimInstance>()
   /** Volumes mounted on this VM (by its daemon; a mount outlives a daemon crash). */
   readonly mounted = new Set<string>()
@@ -69,6 +94,8 @@ export class SimNode {
   startDaemon (amnesic: boolean): void {
     this.incarnation++
     this.daemonUp = true
+    this.followedAt.clear()
+    this.contactAt.clear()
     this.core = new NodeCore({
       id: this.id,
       cluster: 'sim',
@@ -86,7 +113,7 @@ export class SimNode {
       publishControl: (msg) => this.host.publishControl(this, msg),
       // Documents are never changed once made, so the "disk" can hold the same objects.
       persist: (s) => { this.disk = { ...s } },
-      provider: this.host.provider,
+      provider: this.providerOf(this.incarnation),
       localReports: () => this.reports(),
       localWorkChanged: () => this.queueRender(),
       mounts: () => [...this.mounted],
@@ -96,6 +123,34 @@ export class SimNode {
       now: () => this.host.clock(this),
       onPropose: (id, mayAct) => this.host.proposed(this, id.version, id.term, mayAct)
     }, amnesic ? null : this.disk, amnesic, this.host.clock(this))
+  }
+
+  /**
+   * The cloud as one daemon process sees it. A process that died makes no more calls: its pending
+   * continuations (an answer arriving after the crash) would otherwise carry on in the simulator,
+   * where the old NodeCore object lives on, and act on state the dead process no longer has.
+   */
+  private providerOf (incarnation: number): Provider {
+    const p = this.host.provider
+    const live = (): boolean => this.daemonUp && this.vmUp && this.incarnation === incarnation
+    const never = new Promise<never>(() => {})
+    const gate = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => live() ? f(...a) : never
+    return {
+      kind: p.kind,
+      launch: gate(p.launch.bind(p)),
+      terminate: gate(p.terminate.bind(p)),
+      list: gate(p.list.bind(p)),
+      attachVolume: gate(p.attachVolume.bind(p)),
+      detachVolume: gate(p.detachVolume.bind(p)),
+      volumeAttachment: gate(p.volumeAttachment.bind(p)),
+      volumeZone: gate(p.volumeZone.bind(p)),
+      associateAddress: gate(p.associateAddress.bind(p)),
+      addressAssociation: gate(p.addressAssociation.bind(p)),
+      addressIp: gate(p.addressIp.bind(p)),
+      mountVolume: gate(p.mountVolume.bind(p)),
+      unmountVolume: gate(p.unmountVolume.bind(p)),
+      mountedVolumes: (vm) => p.mountedVolumes(vm)
+    }
   }
 
   get frozen (): boolean { return this.host.now() < this.frozenUntil }
@@ -170,6 +225,7 @@ export class SimNode {
   /** The VM goes: daemon and services. */
   destroy (): void {
     this.inbox = []
+    this.inboxSent = []
     this.mounted.clear()
     this.vmUp = false
     this.daemonUp = false

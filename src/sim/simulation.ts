@@ -18,7 +18,7 @@ import { notConverged } from './invariants/liveness.js'
 import type { Fault, SimPlan, Target, Workload } from './plan.js'
 import { EventQueue } from './queue.js'
 import { Rng } from './rng.js'
-import { SimNode, type SimInstance } from './sim-node.js'
+import { SimNode, type Sent, type SimInstance } from './sim-node.js'
 
 export const TIMING: NodeTiming = {
   heartbeatIntervalMs: 500,
@@ -47,7 +47,7 @@ export interface SimResult {
 }
 
 /** A deliberate bug, to prove the checkers catch it. */
-export type Mutation = 'act-without-lease' | 'act-in-anothers-term' | 'fresh-token-per-attempt' | 'stateful-twice' | 'forget-desired'
+export type Mutation = 'act-without-lease' | 'act-in-anothers-term' | 'act-in-old-term' | 'fresh-token-per-attempt' | 'stateful-twice' | 'forget-desired'
 
 export interface SimOptions {
   plan: SimPlan
@@ -73,7 +73,6 @@ export class Simulation {
   private readonly cuts = new Map<string, number>()
   private readonly checkers: Checker[]
   private readonly acks: Ack[] = []
-  private readonly lastContact = new Map<string, number>()
   private readonly fanned = new Map<string, { rev: number, at: number }>()
   private readonly spec: Spec
   private violation?: Violation
@@ -185,9 +184,14 @@ export class Simulation {
       const now = this.clock(n)
       if (n.inbox.length > 0) {
         const inbox = n.inbox
+        const sent = n.inboxSent
         n.inbox = []
+        n.inboxSent = []
         this.deliveries += inbox.length
-        for (const hb of inbox) n.core.onHeartbeat(hb, now)
+        for (let i = 0; i < inbox.length; i++) {
+          n.core.onHeartbeat(inbox[i]!, now)
+          this.received(n, sent[i]!)
+        }
       }
       n.core.tick(now)
     }
@@ -203,7 +207,8 @@ export class Simulation {
   private sendHeartbeat (from: SimNode, hb: Heartbeat): void {
     const batch = this.nodes.size > 30
     const d = this.delay()
-    const deliverTo = (to: SimNode) => this.deliver(to, () => to.core.onHeartbeat(hb, this.clock(to)))
+    const sent = this.sent(from, hb.term, hb.leader === hb.node)
+    const deliverTo = (to: SimNode) => this.deliver(to, () => { to.core.onHeartbeat(hb, this.clock(to)); this.received(to, sent) })
     if (batch) {
       // Large clusters (heartbeats are O(N²) deliveries): a heartbeat lands in each receiver's
       // inbox, and the receiver takes its whole inbox at its next tick (≤ 100 ms later). Each node
@@ -220,6 +225,7 @@ export class Simulation {
         if (to === from || !to.running || !this.linkOk(from.id, to.id) || (lossy && this.lost())) continue
         if (thin && to.core.consensus.currentRole !== 'leader') continue
         to.inbox.push(hb)
+        to.inboxSent.push(sent)
       }
       void d
       return
@@ -232,12 +238,39 @@ export class Simulation {
 
   private sendControl (from: SimNode, msg: ConsensusMsg): void {
     const copy = structuredClone(msg)
+    const sent = this.sent(from, msg.term, msg.type === 'append' || msg.type === 'commit')
     const targets = 'to' in msg ? [this.nodes.get(msg.to)].filter((n): n is SimNode => !!n) : [...this.nodes.values()]
     for (const to of targets) {
       if (to === from || !to.vmUp || !this.linkOk(from.id, to.id) || this.lost()) continue
       const times = this.netRng.chance(this.plan.net.duplicate) ? 2 : 1
-      for (let k = 0; k < times; k++) this.at(this.now + this.delay(), () => this.deliver(to, () => to.core.onControl(copy, this.clock(to))))
+      for (let k = 0; k < times; k++) this.at(this.now + this.delay(), () => this.deliver(to, () => { to.core.onControl(copy, this.clock(to)); this.received(to, sent) }))
     }
+  }
+
+  /** What the lease checkers need to know of a message as it leaves its sender (see received). */
+  private sent (from: SimNode, term: number, asLeader: boolean): Sent {
+    return { from, inc: from.incarnation, at: this.now, term, asLeader, followed: from.followedAt.size > 0 && this.opts.check !== false ? new Map(from.followedAt) : undefined }
+  }
+
+  /**
+   * God view of leases, message by message: `to` just processed a message `sent` by another node.
+   * If it was a leader's message (its heartbeat, an append, a commit) and `to` follows the sender
+   * as leader of the message's term after it, `to` now owes the sender its lease from the
+   * message's send time (it refuses other candidates from then on). And the
+   * message tells `to` since when the sender followed `to`: a round trip completed, the evidence a
+   * lease of `to` can rest on. Only round trips count, so messages queued for a stalled node, or
+   * crossing a one-way cut, count exactly as far as they got.
+   */
+  private received (to: SimNode, sent: Sent): void {
+    if (!to.running || this.opts.check === false) return
+    const from = sent.from
+    const c = to.core.consensus
+    if (sent.asLeader && c.currentLeader === from.id && c.currentTerm === sent.term) {
+      const f = to.followedAt.get(from.id)
+      if (!f || f.inc < sent.inc || (f.inc === sent.inc && f.at < sent.at)) to.followedAt.set(from.id, { inc: sent.inc, at: sent.at })
+    }
+    const echo = sent.followed?.get(to.id)
+    if (echo && echo.inc === to.incarnation && (to.contactAt.get(from.id) ?? -Infinity) < echo.at) to.contactAt.set(from.id, echo.at)
   }
 
   private lost (): boolean { return this.plan.net.loss > 0 && this.netRng.chance(this.plan.net.loss) }
@@ -268,7 +301,6 @@ export class Simulation {
   }
 
   private act (a: Act): void {
-    this.trackMajorities() // contacts as of this instant (a voter may have been added just now)
     const w = this.world()
     for (const ch of this.checkers) {
       const v = ch.act?.(a, w)
@@ -292,13 +324,13 @@ export class Simulation {
       nodes: [...this.nodes.values()],
       cloud: this.cloud,
       lastMajorityAt: (id, voters) => this.lastMajorityAt(id, voters),
-      leaseSlackMs: TIMING.consensus.leaseMs * (1 + 2 * this.plan.maxDrift) + 2 * (this.nodes.size > 30 ? 10 * CHECK_MS : CHECK_MS),
+      // The lease is measured on the leader's own clock (drift); contacts are exact (see received).
+      leaseSlackMs: TIMING.consensus.leaseMs * (1 + 2 * this.plan.maxDrift),
       acks: this.acks
     }
   }
 
   private checkStep (): void {
-    this.trackMajorities()
     const w = this.world()
     for (const ch of this.checkers) {
       const v = ch.step?.(w)
@@ -308,25 +340,16 @@ export class Simulation {
     this.at(this.now + (this.nodes.size > 30 ? 10 * CHECK_MS : CHECK_MS), () => this.checkStep())
   }
 
-  /** God view: when each node last could exchange messages with each of its voters. */
-  private trackMajorities (): void {
-    for (const n of this.nodes.values()) {
-      if (!n.running || n.frozen) continue
-      const c = n.core.consensus
-      for (const v of new Set([...c.voters(), ...(c.committed?.voters ?? [])])) {
-        const peer = this.nodes.get(v)
-        if (v === n.id || (peer?.running && !peer.frozen && this.linkOk(v, n.id) && this.linkOk(n.id, v))) this.lastContact.set(`${n.id}>${v}`, this.now)
-      }
-    }
-  }
-
   /**
-   * The last time a majority of the node's voters had each been in contact with it: the evidence a
-   * lease rests on (acknowledgements from a majority, each within the lease, not all at once).
+   * The latest time by which a majority of the node's voters had each completed a round trip with
+   * it (a message of the node, sent then, that the voter followed it after, answered by a later
+   * message of the voter the node processed): the evidence a lease rests on (acknowledgements
+   * from a majority, each within the lease, not all at once). The node itself counts as now.
    */
   private lastMajorityAt (id: string, voters: readonly string[]): number {
     if (voters.length === 0) return -Infinity
-    const times = voters.map(v => this.lastContact.get(`${id}>${v}`) ?? -Infinity).sort((a, b) => b - a)
+    const n = this.nodes.get(id)
+    const times = voters.map(v => v === id ? this.now : n?.contactAt.get(v) ?? -Infinity).sort((a, b) => b - a)
     return times[majority(voters.length) - 1]!
   }
 
@@ -411,6 +434,7 @@ export class Simulation {
         for (const k of added) this.cuts.set(k, (this.cuts.get(k) ?? 0) + 1)
         if (this.opts.mutation === 'act-without-lease' && f.target === 'leader') this.mutateActWithoutLease(target, f.ms)
         if (this.opts.mutation === 'act-in-anothers-term' && f.target === 'leader') this.mutateActInTerm(target, f.ms)
+        if (this.opts.mutation === 'act-in-old-term' && f.target === 'leader') this.mutateActInOldTerm(target, f.ms)
         this.at(Math.min(this.now + f.ms, this.plan.faultEndMs), () => {
           for (const k of added) { const c = (this.cuts.get(k) ?? 1) - 1; if (c <= 0) this.cuts.delete(k); else this.cuts.set(k, c) }
         })
@@ -458,6 +482,7 @@ export class Simulation {
     n.daemonUp = false
     n.backlog = []
     n.inbox = []
+    n.inboxSent = []
     // Its peers' connections drop and a redial is refused (the VM is up, the daemon is not).
     for (const o of this.nodes.values()) {
       if (o === n) continue
@@ -501,6 +526,17 @@ export class Simulation {
       const newer = this.leader()
       if (!newer || newer === n) return
       this.act({ node: n.id, kind: 'propose', term: newer.core.consensus.currentTerm, canAct: true, at: this.now, what: 'a document made in the new leader\'s term', voters: n.core.consensus.voters() })
+    })
+  }
+
+  private mutateActInOldTerm (n: SimNode, ms: number): void {
+    // A deposed leader, still cut off, calls the cloud once more in its old term, after a newer
+    // leader has begun acting (as a leader that ignored its lease would).
+    this.at(this.now + ms - 1, () => {
+      const newer = this.leader()
+      if (!newer || newer === n || !n.running) return
+      void this.cloud.providerFor(n.id).terminate('vm-unknown').catch(() => {})
+      this.flushNeeded = true
     })
   }
 

@@ -8,6 +8,8 @@ const serviceName = z.string().regex(SERVICE_NAME, 'a service name is 1-31 lower
   .refine(isSafeKey, 'this name is reserved (it is a member of every JavaScript object); choose another')
 const signal = z.enum(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT', 'SIGKILL'])
 const argv = z.array(z.string().min(1)).min(1, 'give the program and its arguments as a list')
+/** A program and its arguments (run without a shell), or, with the service's `shell: true`, one string for /bin/sh -c. */
+const command = z.union([argv, z.string().min(1).max(65_536)])
 const ms = (def: number) => z.number().int().min(1).max(3_600_000).default(def)
 
 export const HealthSchema = z.strictObject({
@@ -15,8 +17,8 @@ export const HealthSchema = z.strictObject({
   http: z.strictObject({ path: z.string().startsWith('/').default('/') }).optional(),
   /** TCP connect to the instance's port. */
   tcp: z.strictObject({}).optional(),
-  /** A command that exits 0 when healthy (run without a shell). */
-  command: argv.optional(),
+  /** A command that exits 0 when healthy (run without a shell unless the service says `shell: true`). */
+  command: command.optional(),
   /** How often to check, in ms. */
   interval_ms: ms(1000),
   /** One check fails after this long. */
@@ -43,17 +45,36 @@ export const TemplateSchema = z.strictObject({
 export const RouteSchema = z.strictObject({
   /** Path prefix, e.g. `/api`; the longest matching prefix wins. */
   path: z.string().regex(/^\/[A-Za-z0-9._~\-/]*$/, 'a route path starts with "/" and holds only URL-safe characters'),
-  service: serviceName
+  service: serviceName,
+  /** Forward `/api/x` to the service as `/x`. haproxy, nginx and apache only. */
+  strip_prefix: z.boolean().optional()
 })
 
+/** builtin: wakame's own proxy process; the others run that server under the supervisor (its package installed). */
+export const BALANCER_KINDS = ['builtin', 'haproxy', 'nginx', 'apache'] as const
+
 export const BalancerSchema = z.strictObject({
-  kind: z.enum(['builtin']).default('builtin'),
-  routes: z.array(RouteSchema).min(1)
+  kind: z.enum(BALANCER_KINDS).default('builtin'),
+  routes: z.array(RouteSchema).min(1),
+  /** Your own config template for the kind (Eta; `<%= value %>` is escaped as one config token). */
+  template: z.strictObject({
+    /** Template file, relative to the spec's directory (give this or `text`). */
+    source: z.string().min(1).optional(),
+    text: z.string().max(65_536).optional()
+  }).refine(t => (t.source === undefined) !== (t.text === undefined), 'give exactly one of source and text').optional()
+}).superRefine((b, ctx) => {
+  if (b.kind !== 'builtin') return
+  if (b.template) ctx.addIssue({ code: 'custom', path: ['template'], message: 'the builtin balancer takes no template: use kind haproxy, nginx or apache' })
+  b.routes.forEach((r, i) => {
+    if (r.strip_prefix !== undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'strip_prefix'], message: 'the builtin balancer forwards paths unchanged: use kind haproxy, nginx or apache' })
+  })
 })
 
 export const ServiceSchema = z.strictObject({
   /** Program and arguments, run without a shell. `node` means the Node.js running wakame. */
-  command: argv.optional(),
+  command: command.optional(),
+  /** Allow commands given as one string, run by /bin/sh -c (off: nothing a spec says is parsed by a shell). */
+  shell: z.boolean().default(false),
   /** Working directory, relative to the spec file's directory. */
   workdir: z.string().optional(),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).default({}),
@@ -74,7 +95,7 @@ export const ServiceSchema = z.strictObject({
   /** How to reload: a signal (default SIGHUP), or a command run next to the instance (exit 0 = done). */
   reload: z.strictObject({
     signal: signal.default('SIGHUP'),
-    command: argv.optional(),
+    command: command.optional(),
     timeout_ms: ms(10_000)
   }).default({ signal: 'SIGHUP', timeout_ms: 10_000 }),
   /** Config files rendered from the dependency view (Eta templates), re-rendered when it changes. */
@@ -90,6 +111,16 @@ export const ServiceSchema = z.strictObject({
   volume: z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/), size_gb: z.number().int().min(1).max(16_384).default(8) }).optional(),
   /** Makes this service a load balancer over the services it routes to. */
   balancer: BalancerSchema.optional()
+}).superRefine((svc, ctx) => {
+  if (svc.shell) return
+  const strings: Array<[unknown, Array<string | number>]> = [[svc.command, ['command']], [svc.health?.command, ['health', 'command']], [svc.reload.command, ['reload', 'command']]]
+  for (const [value, path] of strings) {
+    if (typeof value === 'string') ctx.addIssue({ code: 'custom', path, message: 'a command given as one string needs a shell: add `shell: true` to the service, or give it as a list [program, arg, ...]' })
+  }
+}).transform(svc => {
+  // Lists run as they are; strings (only allowed with shell: true) run through /bin/sh -c.
+  const run = (c: string | string[] | undefined): string[] | undefined => typeof c === 'string' ? ['/bin/sh', '-c', c] : c
+  return { ...svc, command: run(svc.command), health: svc.health && { ...svc.health, command: run(svc.health.command) }, reload: { ...svc.reload, command: run(svc.reload.command) } }
 })
 
 export const ClusterSettingsSchema = z.strictObject({
@@ -111,7 +142,7 @@ export const SpecSchema = z.strictObject({
 export type SpecInput = z.input<typeof SpecSchema>
 export type ParsedSpec = z.output<typeof SpecSchema>
 export type ServiceSpec = z.output<typeof ServiceSchema> & { max: number }
-export type HealthSpec = z.output<typeof HealthSchema>
+export type HealthSpec = Omit<z.output<typeof HealthSchema>, 'command'> & { command?: string[] }
 export type RouteSpec = z.output<typeof RouteSchema>
 export type TemplateSpec = z.output<typeof TemplateSchema>
 export type TemplateFormat = TemplateSpec['format']

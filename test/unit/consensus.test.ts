@@ -2,6 +2,7 @@
 // refer to the Raft paper (Ongaro & Ousterhout, 2014).
 import { describe, expect, it } from 'vitest'
 import { Consensus } from '../../src/core/consensus/consensus.js'
+import { DEFAULT_CONSENSUS } from '../../src/core/consensus/config.js'
 import { emptyDoc } from '../../src/core/types.js'
 import { ConsensusNet } from '../helpers/consensus-net.js'
 
@@ -127,10 +128,36 @@ describe('consensus', () => {
     const rd = c1.ready()
     expect(rd.send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: true, to: 'a' }))
     expect(rd.persist?.votedFor).toBe('a')
-    // Restart from what was persisted; c asks for a vote in the same term.
+    // Restart from what was persisted; c asks for a vote in the same term (once a restarted voter
+    // votes again at all: see the next test).
     const c2 = new Consensus('b', rd.persist!, 20_000, () => 0.5)
-    c2.step({ type: 'vote-req', term: 5, from: 'c', preVote: false, last: { term: 0, version: 1 } }, 20_000)
+    c2.step({ type: 'vote-req', term: 5, from: 'c', preVote: false, last: { term: 0, version: 1 } }, 25_000)
     expect(c2.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-resp', granted: false, to: 'c' }))
+  })
+
+  it('a restarted voter grants no vote while a lease it may have granted before its crash can still run', () => {
+    // b follows leader a (term 1) and acknowledges its heartbeat at 10 s: a may act until 13 s on
+    // that. b's daemon crashes and is back at 10.2 s; it no longer knows it heard a. c (cut off
+    // from a) asks for b's vote: granting it would let c lead and act while a still holds its lease.
+    const b1 = new Consensus('b', null, 0, () => 0.5)
+    b1.bootstrap({ ...emptyDoc('t'), voters: ['a', 'b', 'c'] }, 0)
+    b1.step({ type: 'append', term: 1, from: 'a', doc: { ...emptyDoc('t'), voters: ['a', 'b', 'c'], term: 1, version: 2 }, commit: { term: 1, version: 2 } }, 9_000)
+    b1.heartbeat({ node: 'a', peer: 'a', incarnation: 1, seq: 1, ip: '', mesh: '', api: '', load1: 0, term: 1, leader: 'a', accepted: { term: 1, version: 2 }, committed: { term: 1, version: 2 }, ackLeaderSeq: 7, joining: false, bootstrapExpect: 0, instances: {} }, 10_000)
+    const disk = b1.ready().persist ?? { term: 1, votedFor: null, accepted: b1.acceptedDoc }
+    const restartAt = 10_200
+    const b2 = new Consensus('b', disk, restartAt, () => 0.5)
+    const ask = (at: number, preVote: boolean) => {
+      b2.step({ type: 'vote-req', term: 2, from: 'c', preVote, last: { term: 1, version: 2 } }, at)
+      return b2.ready().send.find(m => m.type === 'vote-resp')
+    }
+    expect(ask(10_300, true)).toMatchObject({ granted: false })
+    expect(ask(10_300, false)).toMatchObject({ granted: false })
+    expect(b2.currentTerm).toBe(1)
+    expect(ask(restartAt + DEFAULT_CONSENSUS.electionTimeoutMinMs - 1, false)).toMatchObject({ granted: false })
+    // Past the time any lease it granted could run, it votes again (a fresh cluster member is not held back).
+    expect(ask(restartAt + DEFAULT_CONSENSUS.electionTimeoutMinMs, true)).toMatchObject({ granted: true })
+    expect(ask(restartAt + DEFAULT_CONSENSUS.electionTimeoutMinMs, false)).toMatchObject({ granted: true })
+    expect(DEFAULT_CONSENSUS.leaseMs).toBeLessThan(DEFAULT_CONSENSUS.electionTimeoutMinMs)
   })
 
   it('up-to-date check: a voter refuses a candidate whose document is older than its own (§5.4.1)', () => {

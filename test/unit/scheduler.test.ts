@@ -1,5 +1,9 @@
 // The scheduler, driven through a small deterministic world (test/helpers/world.ts).
 import { describe, expect, it } from 'vitest'
+import { planCloud } from '../../src/core/cloud-plan.js'
+import type { Observed, ObservedNode } from '../../src/core/observed.js'
+import { DEFAULT_SCHEDULER, newLeaderMemory, schedule } from '../../src/core/scheduler.js'
+import { emptyDoc, type ClusterDoc } from '../../src/core/types.js'
 import { webSpec, World } from '../helpers/world.js'
 
 function launched (): World {
@@ -148,5 +152,89 @@ describe('scheduler', () => {
     expect(w.online('www')).toHaveLength(3)
     expect(Object.keys(w.doc.nodes).length).toBeLessThanOrEqual(8)
     expect(w.command({ type: 'scale', service: 'app', count: 9 })).toMatch(/^BAD_REQUEST/)
+  })
+})
+
+// Bugs the simulator found, driven directly through schedule() with a hand-made document.
+describe('scheduler: zones and lost VMs', () => {
+  const spec = webSpec()
+  const node = (id: string, zone: string): ObservedNode => ({ id, status: 'alive', ip: `10.0.0.${id.slice(3)}`, peer: id, zone, current: true, committed: { term: 1, version: 5 }, instances: {} })
+  function doc (over: Partial<ClusterDoc>): ClusterDoc {
+    return {
+      ...emptyDoc('test'),
+      term: 1,
+      version: 5,
+      voters: ['vm-1', 'vm-2', 'vm-3'],
+      nodes: {
+        'vm-1': { id: 'vm-1', ip: '10.0.0.1', peer: 'vm-1', zone: 'z-a' },
+        'vm-2': { id: 'vm-2', ip: '10.0.0.2', peer: 'vm-2', zone: 'z-a' },
+        'vm-3': { id: 'vm-3', ip: '10.0.0.3', peer: 'vm-3', zone: 'z-b' }
+      },
+      spec,
+      phase: 'up',
+      desired: { db: 1, www: 0, app: 0, lb: 0 },
+      seq: 10,
+      ...over
+    }
+  }
+  const observe = (...nodes: ObservedNode[]): Observed => ({ nodes: new Map(nodes.map(n => [n.id, n])) })
+
+  it('a db placed outside its volume\'s zone (placed before the zone was known) is placed again in the zone', () => {
+    // The answer of the attach that created the volume (in z-b) was lost; the db was re-placed on
+    // vm-2 (z-a) before the document learnt the zone. Once it knows, the db moves to vm-3 (z-b).
+    const d = doc({
+      instances: { 'db-9': { id: 'db-9', service: 'db', node: 'vm-2', slot: 0, phase: 'run', volume: 'db-data' } },
+      volumes: { 'db-data': { name: 'db-data', service: 'db', attachedTo: null, wantAt: 'vm-2', zone: 'z-b' } }
+    })
+    const s = schedule({ doc: d, obs: observe(node('vm-1', 'z-a'), node('vm-2', 'z-a'), node('vm-3', 'z-b')), mem: newLeaderMemory(), now: 1_000, term: 1, self: 'vm-1' })
+    expect(s.next?.instances['db-9']).toMatchObject({ node: 'vm-3' })
+    expect(s.next?.volumes['db-data']).toMatchObject({ wantAt: 'vm-3' })
+    expect(planCloud(s.next!).filter(a => a.type === 'attach-volume')).toEqual([expect.objectContaining({ node: 'vm-3' })])
+  })
+
+  it('with no node in the volume\'s zone, the db waits for a VM launched in that zone', () => {
+    const d = doc({
+      nodes: { 'vm-1': { id: 'vm-1', ip: '10.0.0.1', peer: 'vm-1', zone: 'z-a' }, 'vm-2': { id: 'vm-2', ip: '10.0.0.2', peer: 'vm-2', zone: 'z-a' } },
+      voters: ['vm-1', 'vm-2'],
+      instances: { 'db-9': { id: 'db-9', service: 'db', node: 'vm-2', slot: 0, phase: 'run', volume: 'db-data' } },
+      volumes: { 'db-data': { name: 'db-data', service: 'db', attachedTo: null, wantAt: 'vm-2', zone: 'z-b' } }
+    })
+    const s = schedule({ doc: d, obs: observe(node('vm-1', 'z-a'), node('vm-2', 'z-a')), mem: newLeaderMemory(), now: 1_000, term: 1, self: 'vm-1' })
+    expect(s.next?.instances['db-9']).toMatchObject({ node: null })
+    expect(Object.values(s.next!.launches).some(l => l.zone === 'z-b')).toBe(true)
+  })
+
+  it('a db whose volume is attached where it runs is never moved by the zone rule', () => {
+    const d = doc({
+      instances: { 'db-9': { id: 'db-9', service: 'db', node: 'vm-2', slot: 0, phase: 'run', volume: 'db-data' } },
+      volumes: { 'db-data': { name: 'db-data', service: 'db', attachedTo: 'vm-2', wantAt: 'vm-2', zone: 'z-b' } }
+    })
+    const s = schedule({ doc: d, obs: observe(node('vm-1', 'z-a'), node('vm-2', 'z-a'), node('vm-3', 'z-b')), mem: newLeaderMemory(), now: 1_000, term: 1, self: 'vm-1' })
+    expect((s.next ?? d).instances['db-9']).toMatchObject({ node: 'vm-2' })
+  })
+
+  it('a launched VM that was heard, then died before it joined, is given up after the dead grace (not the join deadline)', () => {
+    // vm-4 booted, sent one heartbeat and was lost before the leader admitted it: it will never join.
+    const d = doc({
+      desired: { db: 0, www: 0, app: 0, lb: 0 },
+      spec: { ...spec, cluster: { ...spec.cluster, min_nodes: 4 } },
+      launches: { 'launch-7': { id: 'launch-7', term: 1, status: 'launched', vm: 'vm-4', reason: 'below min_nodes (4)' } }
+    })
+    const dead: ObservedNode = { ...node('vm-4', 'z-a'), status: 'dead', current: false }
+    const obs = observe(node('vm-1', 'z-a'), node('vm-2', 'z-a'), node('vm-3', 'z-b'), dead)
+    const mem = newLeaderMemory()
+    let cur = d
+    let now = 1_000
+    const step = () => { const s = schedule({ doc: cur, obs, mem, now, term: 1, self: 'vm-1' }); if (s.next) cur = { ...s.next, version: cur.version + 1 } }
+    step()
+    expect(cur.launches['launch-7']?.status).toBe('launched') // not before the grace: a crashed daemon comes back
+    now += DEFAULT_SCHEDULER.deadGraceMs
+    step()
+    expect(cur.launches['launch-7']).toMatchObject({ status: 'failed', error: expect.stringContaining('died before it joined') })
+    expect(cur.terminations['vm-4']).toMatchObject({ status: 'pending' })
+    expect(planCloud(cur)).toContainEqual(expect.objectContaining({ type: 'terminate', node: 'vm-4' }))
+    // A replacement is decided at once (a lost VM is no reason to hold off launching), well before the join deadline.
+    expect(Object.values(cur.launches).filter(l => l.status === 'pending')).toHaveLength(1)
+    expect(now).toBeLessThan(DEFAULT_SCHEDULER.joinDeadlineMs)
   })
 })

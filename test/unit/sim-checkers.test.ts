@@ -1,7 +1,7 @@
 // Proof that each invariant checker can fail: a deliberate bug of each kind is caught, and the same
 // run without the bug is clean.
 import { describe, expect, it } from 'vitest'
-import { actsOnlyAsLeaseholder, actsOnlyWithMajority } from '../../src/sim/invariants/acting.js'
+import { actsInTermOrder, actsOnlyAsLeaseholder, actsOnlyWithMajority } from '../../src/sim/invariants/acting.js'
 import { desiredKept } from '../../src/sim/invariants/desired-kept.js'
 import { noDuplicateVm } from '../../src/sim/invariants/no-duplicate-vm.js'
 import { oneLeaderPerTerm } from '../../src/sim/invariants/one-leader-per-term.js'
@@ -27,6 +27,7 @@ const cases: Array<[string, () => Checker, Mutation, Partial<SimPlan>]> = [
   ['a cut-off leader calling the cloud after its lease', actsOnlyAsLeaseholder, 'act-without-lease', isolateLeader],
   ['a cut-off leader calling the cloud without a majority', actsOnlyWithMajority, 'act-without-lease', isolateLeader],
   ['a deposed leader acting in the new leader\'s term', oneLeaderPerTerm, 'act-in-anothers-term', isolateLeader],
+  ['a deposed leader acting in its old term after a newer leader acted', actsInTermOrder, 'act-in-old-term', isolateLeader],
   ['launch retries that ignore the idempotency token', noDuplicateVm, 'fresh-token-per-attempt', lostAnswers],
   ['a second copy of the db on another node', statefulSingle, 'stateful-twice', {}],
   ['a leader rolling back an acknowledged count', desiredKept, 'forget-desired', scaled]

@@ -72,6 +72,19 @@ describe('cluster spec', () => {
     expect(p).toContain('the balancer routes to "a", so list it in depends_on')
   })
 
+  it('commands run without a shell: a command as one string is refused unless the service says shell: true', () => {
+    const refused = problems('services:\n  a:\n    command: "node a.mjs > log"\n    health: { command: "test -f x" }\n    reload: { command: "kill -HUP 1" }\n')
+    expect(refused).toHaveLength(3)
+    for (const p of refused) expect(p).toMatch(/needs a shell: add `shell: true`/)
+    expect(refused.map(p => p.split(':')[1])).toEqual(['services.a.command', 'services.a.health.command', 'services.a.reload.command'])
+    const spec = loadSpecText('services:\n  a:\n    shell: true\n    command: "exec node a.mjs > log"\n    health: { command: "test -f x" }\n', 'cluster.yaml', '/tmp')
+    expect(spec.services.a!.command).toEqual(['/bin/sh', '-c', 'exec node a.mjs > log'])
+    expect(spec.services.a!.health!.command).toEqual(['/bin/sh', '-c', 'test -f x'])
+    // A list is never given to a shell, shell or not.
+    const list = loadSpecText('services:\n  a:\n    shell: true\n    command: [echo, "$(id)", ";", rm]\n', 'cluster.yaml', '/tmp')
+    expect(list.services.a!.command).toEqual(['echo', '$(id)', ';', 'rm'])
+  })
+
   it('a service with a volume runs as a single instance', () => {
     expect(problems(`services:\n${svc('db', '    volume: { name: db-data }\n    max: 2\n')}`).join()).toContain('single instance')
   })

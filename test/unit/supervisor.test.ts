@@ -164,6 +164,22 @@ describe('Supervisor: starting and health', () => {
     await waitState(sup, 'app-1', 'ONLINE')
   })
 
+  it('shell metacharacters in a command list reach the program literally; shell: true runs /bin/sh -c', async () => {
+    const sup = makeSup()
+    const dir = mkdtempSync(join(tmpdir(), 'wakame-shell-'))
+    const marker = join(dir, 'injected')
+    // Without a shell, "; touch marker" is just an argument the program prints.
+    const literal = ['node', '-e', 'console.log(JSON.stringify(process.argv.slice(1))); setInterval(() => {}, 1000)', `; touch ${marker}`, '$(touch x)']
+    sup.reconcile(one(def('lit-1', spec({ command: literal }), undefined)))
+    await waitState(sup, 'lit-1', 'ONLINE')
+    expect(existsSync(marker)).toBe(false)
+    // With shell: true, a string command is a shell script.
+    const shelled = { ...ServiceSchema.parse({ shell: true, command: `touch ${marker} && exec sleep 30` }), max: 1 } as ServiceSpec
+    sup.reconcile(new Map([...one(def('lit-1', spec({ command: literal }), undefined)), ...one(def('sh-1', shelled, undefined))]))
+    await waitState(sup, 'sh-1', 'ONLINE')
+    expect(existsSync(marker)).toBe(true)
+  })
+
   it('without a health section, is ONLINE once the process stayed up 300 ms', async () => {
     const sup = makeSup()
     const t0 = Date.now()

@@ -11,7 +11,8 @@
 // - a voter refuses a candidate whose document is older than its own (§5.4.1);
 // - a leader counts acknowledgements only for documents of its own term (§5.4.2), and proposes a
 //   document in its term when elected, so earlier documents commit through it;
-// - pre-vote, and voters ignore vote requests while they hear a leader (leader stickiness);
+// - pre-vote, and voters ignore vote requests while they hear a leader (leader stickiness), and
+//   grant none for the same time after a restart (stickiness is not persisted);
 // - a leader acts only while it holds a lease: a majority acknowledged a heartbeat it sent within
 //   leaseMs, which is below the time voters wait before voting for anyone else.
 import { compareDocId, type ClusterDoc, type DocId, type Heartbeat, type NodeId } from '../types.js'
@@ -95,6 +96,14 @@ export class Consensus {
    */
   private amnesic: boolean
 
+  /**
+   * When a node restarted with its persisted state (undefined for a fresh node). Before the crash
+   * it may have acknowledged a leader's heartbeat, granting that leader a lease that may still run:
+   * leader stickiness is volatile, so for electionTimeoutMinMs after the restart it grants no vote
+   * to anyone, exactly as if it had just heard that leader (which it cannot name any more).
+   */
+  private readonly restartedAt: number | undefined
+
   constructor (id: NodeId, persisted: PersistentState | null, now: number, rng: Rng, cfg: ConsensusConfig = DEFAULT_CONSENSUS, amnesic = false) {
     this.id = id
     this.amnesic = amnesic
@@ -104,6 +113,7 @@ export class Consensus {
     this.votedFor = persisted?.votedFor ?? null
     this.accepted = persisted?.accepted ?? null
     if (this.accepted) this.remember(this.accepted)
+    this.restartedAt = persisted?.accepted ? now : undefined
     this.electionDeadline = now + this.randomTimeout()
   }
 
@@ -317,16 +327,18 @@ export class Consensus {
     // returning from a partition cannot depose a healthy leader by bumping the term.
     const inLease = this.leader !== null && this.leader !== m.from && !this.leaderDead &&
       now - this.lastLeaderContact < this.cfg.electionTimeoutMinMs
+    // Just restarted: a lease it granted before may still run (see restartedAt).
+    const quiet = this.restartedAt !== undefined && now - this.restartedAt < this.cfg.electionTimeoutMinMs
     // Up to date (§5.4.1); and a candidate must be a voter of the configuration we know, unless its
     // document is newer than ours (then it may hold a change that added it).
     const cmp = compareDocId(m.last, docId(this.accepted))
     const candidateOk = cmp >= 0 && (cmp > 0 || this.isVoter(m.from))
     if (m.preVote) {
-      const granted = m.term > this.term && !inLease && candidateOk && this.role !== 'leader'
+      const granted = m.term > this.term && !inLease && !quiet && candidateOk && this.role !== 'leader'
       this.out.push({ type: 'vote-resp', term: granted ? m.term : this.term, from: this.id, to: m.from, preVote: true, granted })
       return
     }
-    if (m.term < this.term) {
+    if (m.term < this.term || quiet) {
       this.out.push({ type: 'vote-resp', term: this.term, from: this.id, to: m.from, preVote: false, granted: false })
       return
     }

@@ -24,8 +24,9 @@ export interface World {
   nodes: readonly SimNode[]
   cloud: SimCloud
   /**
-   * God view of links and processes: the latest time by which a majority of the node's voters had
-   * each been in contact with it (what a lease may rest on).
+   * God view of messages: the latest time by which a majority of the node's voters had each
+   * completed a round trip with it (a message the node sent then, after which the voter followed
+   * it, answered by a later message of the voter that the node processed): what a lease may rest on.
    */
   lastMajorityAt: (id: string, voters: readonly string[]) => number
   /** How long after losing its majority a correct leader may still act (lease, drift, delays). */
