@@ -5,6 +5,7 @@ import { hostname, networkInterfaces } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
 import { isSafeKey } from '../core/keys.js'
+import { Ec2SettingsSchema } from '../providers/ec2/settings.js'
 import { InputError } from '../util/errors.js'
 import { loadYamlWith } from '../util/yaml.js'
 
@@ -54,6 +55,8 @@ export const DaemonConfigSchema = z.strictObject({
   /** A new cluster forms when this many nodes have met (0: only join an existing cluster). */
   bootstrap_expect: z.number().int().min(0).max(9).default(1),
   provider: z.enum(['local', 'ec2']).default('local'),
+  /** EC2 provider settings (every field optional: an instance booted with wakame user-data needs none). */
+  ec2: Ec2SettingsSchema.optional(),
   /** Local provider: the registry of local VMs. */
   local: z.strictObject({
     cluster_dir: z.string(),
@@ -78,14 +81,20 @@ const NUMERIC = new Set(['mesh_port', 'api_port', 'bootstrap_expect'])
 const LISTS = new Set(['bootstrap', 'psk_accept_files', 'admin_token_accept_files'])
 
 export interface ConfigSources {
+  /**
+   * What the platform says of this node (on EC2: instance id, private IP, zone, and the user-data's
+   * join settings), under everything else: the file, env and flags override it.
+   */
+  defaults?: Record<string, unknown>
   file?: string
   env?: NodeJS.ProcessEnv
   /** Flags, already snake_case. */
   flags?: Record<string, unknown>
 }
 
-export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
-  let raw: Record<string, unknown> = {}
+/** The file, env and flags merged, not yet validated as a whole (the provider is chosen from it). */
+export function mergeConfigSources (src: ConfigSources): { raw: Record<string, unknown>, baseDir: string } {
+  const raw: Record<string, unknown> = { ...src.defaults }
   let baseDir = process.cwd()
   if (src.file) {
     const file = resolve(src.file)
@@ -93,7 +102,7 @@ export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
     try { text = readFileSync(file, 'utf8') } catch (err) { throw new InputError([{ file, message: `cannot read the config: ${(err as Error).message}` }]) }
     // Validate the file alone first, so its errors point at lines.
     loadYamlWith(text, file, DaemonConfigSchema.partial())
-    raw = loadYamlWith(text, file, z.record(z.string(), z.unknown())).value
+    Object.assign(raw, loadYamlWith(text, file, z.record(z.string(), z.unknown())).value)
     baseDir = dirname(file)
   }
   const env = src.env ?? {}
@@ -103,6 +112,11 @@ export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
     raw[key] = NUMERIC.has(key) ? Number(v) : LISTS.has(key) ? v.split(',').map(s => s.trim()).filter(Boolean) : v
   }
   for (const [k, v] of Object.entries(src.flags ?? {})) if (v !== undefined) raw[k] = v
+  return { raw, baseDir }
+}
+
+export function resolveDaemonConfig (src: ConfigSources): DaemonConfig {
+  const { raw, baseDir } = mergeConfigSources(src)
   const parsed = DaemonConfigSchema.safeParse(raw)
   if (!parsed.success) {
     throw new InputError(parsed.error.issues.map(i => ({ file: src.file ?? '(flags and environment)', field: i.path.join('.'), message: i.message })))

@@ -31,7 +31,16 @@ export interface DaemonOptions {
   logger: Logger
   /** argv that runs this program, for the builtin balancer's process. */
   selfArgv: string[]
+  /**
+   * Finds peers through the platform (EC2: running instances with the cluster tag), as host:port.
+   * Asked at start and, with backoff, while this node is isolated; gossip does the rest.
+   */
+  discover?: () => Promise<string[]>
 }
+
+/** Discovery while isolated: first retry after this long, doubling up to the max. */
+const DISCOVER_BACKOFF_MIN_MS = 2_000
+const DISCOVER_BACKOFF_MAX_MS = 60_000
 
 export class Daemon {
   readonly id: string
@@ -45,6 +54,7 @@ export class Daemon {
     return `${c.api_tls_cert_file ? 'https' : 'http'}://${hostPort(c.api_bind, c.api_port)}`
   }
   private readonly provider: Provider
+  private readonly discover: (() => Promise<string[]>) | undefined
   private readonly store: NodeStore
   private mesh!: Mesh
   private node!: NodeCore
@@ -57,6 +67,13 @@ export class Daemon {
   private renderPending = false
   private renderRunning = false
   private lastBootstrapDial = -Infinity
+  /** Peers found by discovery (host:port), dialled like the configured bootstrap peers. */
+  private discovered: string[] = []
+  private nextDiscovery = -Infinity
+  private discoveryBackoff = DISCOVER_BACKOFF_MIN_MS
+  private discovering = false
+  /** Why this node is leaving (spot interruption, scheduled maintenance), once it is. */
+  private drainReason: string | undefined
   private readonly lastDeadDial = new Map<string, number>()
   private stopped = false
 
@@ -66,6 +83,7 @@ export class Daemon {
     this.id = c.node_id
     this.log = opts.logger
     this.provider = opts.provider
+    this.discover = opts.discover
     this.tokens = [c.admin_token_file, ...c.admin_token_accept_files].map(loadToken)
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 })
     this.store = new NodeStore(c.data_dir)
@@ -99,7 +117,7 @@ export class Daemon {
       ...(c.zone ? { zone: c.zone } : {}),
       ...(c.launch ? { launch: c.launch } : {}),
       bootstrapExpect: c.bootstrap_expect,
-      hasBootstrapPeers: c.bootstrap.length > 0,
+      hasBootstrapPeers: c.bootstrap.length > 0 || this.discover !== undefined,
       incarnation: Date.now()
     }, {
       heartbeatIntervalMs: t.heartbeat_interval_ms,
@@ -113,6 +131,7 @@ export class Daemon {
       localReports: () => this.localReports(),
       localWorkChanged: () => this.scheduleRender(),
       mounts: () => this.provider.mountedVolumes(this.id),
+      draining: () => this.drainReason,
       load: () => Math.round(loadavg()[0]! * 100) / 100,
       logger: this.log,
       rng: Math.random,
@@ -123,6 +142,7 @@ export class Daemon {
     this.mesh.on('disconnect', (peer) => this.onDisconnect(peer))
     this.log.info({ node: this.id, peer: this.mesh.peerId, mesh: this.mesh.address, term: this.consensus.currentTerm, hasState: !!loaded.state?.accepted }, 'wakame agent started')
     this.node.sendHeartbeat(now())
+    if (this.discover) await this.discoverPeers()
     this.dialBootstrap()
     this.timers.push(setInterval(() => this.tick(), TICK_MS))
   }
@@ -141,6 +161,20 @@ export class Daemon {
   status (): StatusReport { return this.node.status(now()) }
 
   isLeader (): boolean { return this.consensus.currentRole === 'leader' }
+
+  /** True while this node leads with a valid lease and may change the cloud (the provider's fence). */
+  canAct (): boolean { return this.node !== undefined && this.consensus.canAct(now()) }
+
+  /**
+   * This node is going away (a spot interruption or scheduled maintenance notice): heartbeats say
+   * so from now on, and the leader moves its work elsewhere and replaces it.
+   */
+  drain (reason: string): void {
+    if (this.drainReason !== undefined) return
+    this.drainReason = reason
+    this.log.warn({ reason }, 'draining: this node is leaving')
+    this.onLocalChange()
+  }
 
   /** The leader's API URL, as its heartbeats announce it. */
   leaderApi (): string | undefined {
@@ -204,11 +238,33 @@ export class Daemon {
     if (this.mesh.connectedPeers().length === 0 || !this.consensus.currentLeader) this.dialBootstrap()
   }
 
+  /** Asks discovery for peers; an empty or failed answer backs the next try off. */
+  private async discoverPeers (): Promise<void> {
+    if (!this.discover || this.discovering) return
+    this.discovering = true
+    try {
+      const found = await this.discover()
+      const fresh = found.filter(a => !this.discovered.includes(a))
+      if (fresh.length > 0) this.log.info({ peers: fresh }, 'peers discovered')
+      this.discovered = [...new Set([...this.discovered, ...found])]
+      this.discoveryBackoff = found.length > 0 ? DISCOVER_BACKOFF_MIN_MS : Math.min(this.discoveryBackoff * 2, DISCOVER_BACKOFF_MAX_MS)
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'peer discovery failed')
+      this.discoveryBackoff = Math.min(this.discoveryBackoff * 2, DISCOVER_BACKOFF_MAX_MS)
+    } finally {
+      this.discovering = false
+      this.nextDiscovery = now() + this.discoveryBackoff
+    }
+  }
+
   private dialBootstrap (): void {
     const t = now()
-    if (t - this.lastBootstrapDial < 1_000 || this.cfg.bootstrap.length === 0) return
+    // Isolated (or no leader known): look again, with backoff; only the leader polls otherwise.
+    if (this.discover && t >= this.nextDiscovery) void this.discoverPeers()
+    const peers = [...new Set([...this.cfg.bootstrap, ...this.discovered])]
+    if (t - this.lastBootstrapDial < 1_000 || peers.length === 0) return
     this.lastBootstrapDial = t
-    for (const addr of this.cfg.bootstrap) {
+    for (const addr of peers) {
       let ma: string
       try { ma = toMultiaddr(addr) } catch (err) { this.log.warn({ addr, err: String(err) }, 'bad bootstrap address'); continue }
       if (ma.includes(`/${this.cfg.bind}/tcp/${this.cfg.mesh_port}`)) continue

@@ -38,7 +38,9 @@ export function planLaunch (def: InstanceDef, ctx: { bindIp: string, nodeId: str
   own.WAKAME_NODE = ctx.nodeId
   if (def.volumeDir !== undefined) own.WAKAME_VOLUME = def.volumeDir
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+  // The daemon's own WAKAME_* settings (its config; an admin token meant for the CLI) are not the
+  // service's business: it sees only the WAKAME_* variables set for it here.
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WAKAME_')) env[k] = v
   Object.assign(env, own)
   const sortedOwn = Object.fromEntries(Object.entries(own).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
   const fingerprint = JSON.stringify({ argv, cwd, env: sortedOwn, port: def.port })

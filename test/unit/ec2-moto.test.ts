@@ -4,7 +4,13 @@
 import {
   DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, RunInstancesCommand, type Instance
 } from '@aws-sdk/client-ec2'
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { generatePsk, loadPsk } from '../../src/mesh/keys.js'
+import { materializeSecret, secretFileFor } from '../../src/providers/ec2/secrets.js'
 import { launchToken } from '../../src/core/cloud-plan.js'
 import { discoverPeers } from '../../src/providers/ec2/discovery.js'
 import { Ec2Provider } from '../../src/providers/ec2/ec2-provider.js'
@@ -130,5 +136,33 @@ describe.skipIf(missing !== undefined)('EC2 provider against moto', () => {
     await provider.associateAddress('lb', b.id)
     expect(await provider.addressAssociation('lb')).toBe(b.id)
     expect(await provider.addressIp('lb')).toBe(ip)
+  })
+})
+
+describe.skipIf(missing !== undefined)('secrets named in user-data, from SSM Parameter Store (moto)', () => {
+  let moto: Moto
+  beforeAll(async () => { moto = await startMoto() })
+  afterAll(async () => { await moto?.stop() })
+
+  it('an {ssm} reference is fetched (decrypted) into a 0600 file; a missing parameter names itself and the fix', async () => {
+    const psk = generatePsk()
+    const ssm = new SSMClient(moto.clientConfig)
+    await ssm.send(new PutParameterCommand({ Name: '/wakame/demo/psk', Type: 'SecureString', Value: psk }))
+    ssm.destroy()
+    const dir = mkdtempSync(join(tmpdir(), 'wakame-ssm-'))
+    try {
+      const path = secretFileFor({ ssm: '/wakame/demo/psk' }, dir, 'psk')
+      expect(path).toBe(join(dir, 'secrets', 'psk.key'))
+      await materializeSecret({ ssm: '/wakame/demo/psk' }, path, moto.clientConfig)
+      expect(readFileSync(path, 'utf8')).toBe(psk)
+      expect(statSync(path).mode & 0o777).toBe(0o600)
+      expect(loadPsk(path)).toHaveLength(32)
+      const err = await materializeSecret({ ssm: '/wakame/demo/nope' }, join(dir, 'x'), moto.clientConfig).catch((e: Error) => e)
+      expect(String(err)).toMatch(/\/wakame\/demo\/nope.*ParameterNotFound.*put-parameter/)
+      expect(String(err)).not.toContain(psk.split('\n')[2]!)
+      // A {file} reference is used as it is: nothing fetched, nothing written.
+      expect(secretFileFor({ file: '/etc/wakame/psk' }, dir, 'psk')).toBe('/etc/wakame/psk')
+      await materializeSecret({ file: '/etc/wakame/psk' }, '/etc/wakame/psk', moto.clientConfig)
+    } finally { rmSync(dir, { recursive: true, force: true }) }
   })
 })

@@ -136,7 +136,9 @@ describe('Supervisor: starting and health', () => {
     const events = record(sup)
     const port = await freePort()
     const d = def('app-1', serverSpec({ env: { FOO: 'spec' } }), port, { env: { FOO: 'def', WAKAME_DEP_DB: '10.0.0.1:5432' }, volumeDir: '/vol/x' })
-    sup.reconcile(one(d))
+    // The daemon's own settings (here a token meant for the CLI) do not reach the service.
+    process.env.WAKAME_TOKEN = 'not-for-services'
+    try { sup.reconcile(one(d)) } finally { delete process.env.WAKAME_TOKEN }
     expect(sup.reports()).toEqual({ 'app-1': { state: 'Starting', port } })
     await waitState(sup, 'app-1', 'ONLINE')
     expect(events.map(([id, r]) => `${id}:${r.state}`)).toEqual(['app-1:Starting', 'app-1:ONLINE'])

@@ -17,6 +17,7 @@ import {
   waitInstanceState, type Ctx, type Timeouts
 } from './instances.js'
 import { Launcher, type LaunchSettings } from './launch.js'
+import { DEFAULT_MAX_LAUNCHES_PER_MINUTE } from './settings.js'
 import { Mounts, Volumes, type VolumeSettings } from './volumes.js'
 
 export { Ec2ProviderError } from './errors.js'
@@ -58,7 +59,7 @@ export interface Ec2ProviderOptions {
   logger?: Logger
 }
 
-export const DEFAULT_MAX_LAUNCHES_PER_MINUTE = 10
+export { DEFAULT_MAX_LAUNCHES_PER_MINUTE } from './settings.js'
 export const DEFAULT_MOUNT_ROOT = '/var/lib/wakame/volumes'
 
 export class Ec2Provider implements Provider {

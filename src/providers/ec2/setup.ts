@@ -3,50 +3,59 @@
 // daemon config is validated by `Ec2SettingsSchema` (every field optional: an AMI booted with
 // user-data needs no config file at all).
 import { join } from 'node:path'
-import { z } from 'zod'
 import type { Logger } from '../../util/log.js'
 import { discoverPeers } from './discovery.js'
-import { type DiskOps } from './disk.js'
-import { DEFAULT_MAX_LAUNCHES_PER_MINUTE, Ec2Provider } from './ec2-provider.js'
+import { DirDiskOps, type DiskOps } from './disk.js'
+import { Ec2Provider } from './ec2-provider.js'
+import type { Ec2Settings } from './settings.js'
 import { readIdentity, watchNotices, type Identity } from './identity.js'
+import { secretFileFor } from './secrets.js'
 import { launchUserData, parseUserData, type SecretRefValue, type UserData } from './userdata.js'
 
-const id = (prefix: string) => z.string().regex(new RegExp(`^${prefix}-[0-9a-f]{8,17}$`), `an id like ${prefix}-0123456789abcdef0`)
+export { Ec2SettingsSchema, type Ec2Settings } from './settings.js'
 
-export const Ec2SettingsSchema = z.strictObject({
-  /** @default the instance's region (IMDS) */
-  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/).optional(),
-  /** EC2 API endpoint (tests: the fake). @default the region's */
-  endpoint: z.url().optional(),
-  /** Instance metadata endpoint. @default http://169.254.169.254 */
-  imds_endpoint: z.url().optional(),
-  /** Image of launched VMs. @default this node's own AMI */
-  image_id: id('ami').optional(),
-  launch_template: z.strictObject({ id: id('lt').optional(), name: z.string().min(3).optional(), version: z.string().optional() })
-    .refine(t => (t.id === undefined) !== (t.name === undefined), 'give the launch template\'s id or its name').optional(),
-  /** @default this node's instance type (the spec's `instance_type` wins) */
-  instance_type: z.string().regex(/^[a-z0-9-]+\.[a-z0-9-]+$/).optional(),
-  /** Subnets VMs are launched in (one per zone spreads them). @default this node's subnet */
-  subnets: z.array(id('subnet')).min(1).optional(),
-  /** @default this node's security groups */
-  security_groups: z.array(id('sg')).min(1).optional(),
-  /** @default this node's instance profile */
-  instance_profile_arn: z.string().regex(/^arn:aws[\w-]*:iam::\d{12}:instance-profile\/.+$/).optional(),
-  max_launches_per_minute: z.number().int().min(1).max(1000).default(DEFAULT_MAX_LAUNCHES_PER_MINUTE),
-  /** Extra tags on everything wakame creates. */
-  tags: z.record(z.string().min(1).max(128).refine(k => !k.startsWith('aws:') && !k.startsWith('wakame:'), 'aws: and wakame: tags are reserved'), z.string().max(256)).default({}),
-  volume_type: z.enum(['gp2', 'gp3', 'io1', 'io2', 'st1', 'sc1', 'standard']).default('gp3'),
-  volume_encrypted: z.boolean().default(true),
-  volume_kms_key_id: z.string().optional(),
-  /** @default <data_dir>/volumes */
-  mount_root: z.string().optional()
-})
+/** What this instance is (IMDS) and the join settings it was booted with (its user-data). */
+export interface Ec2Platform {
+  identity: Identity
+  join?: UserData
+}
 
-export type Ec2Settings = z.output<typeof Ec2SettingsSchema>
+/** Reads the identity and user-data from IMDSv2 (fails fast off EC2, see identity.ts). */
+export async function readPlatform (settings: Pick<Ec2Settings, 'imds_endpoint'>): Promise<Ec2Platform> {
+  const identity = await readIdentity(settings.imds_endpoint !== undefined ? { endpoint: settings.imds_endpoint } : {})
+  const join_ = identity.userData !== undefined && identity.userData.trim() !== '' ? parseUserData(identity.userData) : undefined
+  return { identity, ...(join_ !== undefined ? { join: join_ } : {}) }
+}
+
+/**
+ * The daemon config this instance implies, under the config file, env and flags: its id, address
+ * and zone from IMDS, and the user-data's cluster, peers, secrets and launch decision.
+ */
+export function platformDefaults (p: Ec2Platform, dataDir: string): Record<string, unknown> {
+  const j = p.join
+  return {
+    node_id: p.identity.instanceId,
+    bind: p.identity.privateIp,
+    zone: p.identity.zone,
+    ...(j !== undefined
+      ? {
+          cluster: j.cluster,
+          bootstrap: j.bootstrap,
+          bootstrap_expect: j.bootstrap_expect,
+          psk_file: secretFileFor(j.psk, dataDir, 'psk'),
+          admin_token_file: secretFileFor(j.admin_token, dataDir, 'admin-token'),
+          ...(j.launch !== undefined ? { launch: j.launch } : {}),
+          ...(j.spec !== undefined ? { spec: j.spec } : {})
+        }
+      : {})
+  }
+}
 
 export interface Ec2BootOptions {
   /** The `ec2:` config section (parsed), `{}` when absent. */
   settings: Ec2Settings
+  /** Read already (readPlatform); read here when absent. */
+  platform?: Ec2Platform
   /** The cluster name from the config; user-data gives it otherwise. */
   cluster?: string
   dataDir: string
@@ -77,8 +86,7 @@ export interface Ec2Boot {
 export async function bootEc2 (o: Ec2BootOptions): Promise<Ec2Boot> {
   const s = o.settings
   const imds = s.imds_endpoint !== undefined ? { endpoint: s.imds_endpoint } : {}
-  const identity = await readIdentity(imds)
-  const join_ = identity.userData !== undefined && identity.userData.trim() !== '' ? parseUserData(identity.userData) : undefined
+  const { identity, join: join_ } = o.platform ?? await readPlatform(s)
   const cluster = o.cluster ?? join_?.cluster
   if (cluster === undefined) throw new Error('no cluster name: set `cluster` in the config, or launch the instance with wakame user-data (see the README)')
   const provider = new Ec2Provider({
@@ -98,7 +106,7 @@ export async function bootEc2 (o: Ec2BootOptions): Promise<Ec2Boot> {
     tags: s.tags,
     volumes: { type: s.volume_type, encrypted: s.volume_encrypted, ...(s.volume_kms_key_id !== undefined ? { kmsKeyId: s.volume_kms_key_id } : {}), ...(o.volumeSizeGb !== undefined ? { sizeGb: o.volumeSizeGb } : {}) },
     mountRoot: s.mount_root ?? join(o.dataDir, 'volumes'),
-    ...(o.disk !== undefined ? { disk: o.disk } : {}),
+    ...(o.disk !== undefined ? { disk: o.disk } : s.disk_dir !== undefined ? { disk: new DirDiskOps(s.disk_dir) } : {}),
     ...(o.canAct !== undefined ? { canAct: o.canAct } : {}),
     logger: o.logger
   })
