@@ -48,7 +48,11 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
     bodyLimit: opts.bodyLimit ?? 8 * 1_048_576,
     connectionTimeout: 30_000,
     requestTimeout: 60_000,
-    ...(opts.tls ? { https: opts.tls } : {})
+    ...(opts.tls ? { https: opts.tls } : {}),
+    // Errors fastify raises before routing (a bad percent-encoding in the URL) in our error shape too.
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).code(400).send({ error: { code: err.code ?? 'BAD_REQUEST', message: err.message } })
+    }
   })
 
   app.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
@@ -114,7 +118,10 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
   // answers 401 whatever the body holds.
   const guard = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (authorized(req.headers.authorization, backend.tokens)) return
-    await reply.code(401).header('www-authenticate', 'Bearer realm="wakame"').send({ error: { code: 'UNAUTHORIZED', message: 'this call changes the cluster: send the admin token as "Authorization: Bearer <token>" (wakame --token-file FILE)' } })
+    const message = req.headers.authorization === undefined
+      ? 'this call changes the cluster: send the admin token as "Authorization: Bearer <token>" (wakame --token-file FILE)'
+      : 'the admin token sent is not accepted by this cluster (or not sent as "Authorization: Bearer <token>"); nothing changed'
+    await reply.code(401).header('www-authenticate', 'Bearer realm="wakame"').send({ error: { code: 'UNAUTHORIZED', message } })
   }
   for (const [name, route] of Object.entries(ROUTES) as Array<[RouteName, Route]>) {
     const handler: Handler = route.body || route.method === 'GET'

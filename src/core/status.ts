@@ -168,6 +168,14 @@ export function buildStatus (input: StatusInput): StatusReport {
     if (launches.some(l => l.status !== 'failed')) settled = false
     if (Object.values(doc.volumes).some(v => v.wantAt !== v.attachedTo)) settled = false
     if (Object.values(doc.addresses ?? {}).some(a => a.wantAt !== null && a.wantAt !== a.associatedTo)) settled = false
+    // A service with an address that serves somewhere the address does not point yet (the leader
+    // has not decided the association, or the cloud has not made it): not settled.
+    for (const [name, s] of Object.entries(doc.spec?.services ?? {})) {
+      if (!s.address) continue
+      const at = doc.addresses?.[s.address.name]?.associatedTo ?? null
+      const serving = Object.values(doc.instances).filter(i => i.service === name && i.phase === 'run' && !i.migratingTo && reportOf(i)?.state === 'ONLINE')
+      if (serving.length > 0 && !serving.some(i => i.node === at)) settled = false
+    }
     if (doc.phase === 'down' && (Object.keys(doc.instances).length > 0 || Object.keys(doc.terminations).length > 0)) settled = false
     const liveNodes = nodes.filter(n => n.status !== 'dead' && !n.terminating).length
     const minNodes = doc.spec?.cluster.min_nodes

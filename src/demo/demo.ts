@@ -13,6 +13,7 @@ import { TimingSchema } from '../config/daemon-config.js'
 import { generatePsk, generateToken } from '../mesh/keys.js'
 import { LocalProvider, terminateAll } from '../providers/local/local-provider.js'
 import { loadSpecFile } from '../spec/load.js'
+import { writeFileAtomicSync } from '../store/atomic.js'
 import { WakameError } from '../util/errors.js'
 import { silentLogger } from '../util/log.js'
 
@@ -76,7 +77,7 @@ export async function runDemo (o: DemoOptions): Promise<{ node: string, stop: ()
     print(`wakame demo: ${Object.keys(spec.services).length} services from ${o.spec}`)
     const vm = await provider.launch({ token: 'demo-first-node', decisionId: 'first', reason: 'first node', bootstrap: [], bootstrapExpect: 1 })
     const node = `http://${vm.ip}:${apiPort}`
-    writeFileSync(join(dir, 'cli.json'), JSON.stringify({ node, token_file: token }, null, 2))
+    writeFileAtomicSync(join(dir, 'cli.json'), JSON.stringify({ node, token_file: token }, null, 2))
     print(`booted ${vm.id} at ${vm.ip} (log: ${join(clusterDir, 'vms', vm.id, 'agent.log')})`)
     const client = new Client({ node, tokenFile: token })
     await waitForLeader(client, 30_000)
@@ -100,9 +101,10 @@ export async function runDemo (o: DemoOptions): Promise<{ node: string, stop: ()
       setInterval(() => {
         void new Client({ node: known.join(','), tokenFile: token }).status().then(st => {
           const nodes = st.nodes.filter(n => n.status !== 'dead' && n.api).map(n => n.api!)
-          if (nodes.length > 0 && !stopped) {
+          if (nodes.length > 0 && !stopped && nodes.join() !== known.join()) {
             known = nodes
-            writeFileSync(join(dir, 'cli.json'), JSON.stringify({ node: nodes[0], nodes, token_file: token }, null, 2))
+            // Atomically: the CLI may read it at any moment (a half-written file reads as missing).
+            writeFileAtomicSync(join(dir, 'cli.json'), JSON.stringify({ node: nodes[0], nodes, token_file: token }, null, 2))
           }
         }, () => {})
       }, 2_000).unref()

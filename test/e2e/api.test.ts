@@ -107,7 +107,9 @@ describe('admin API', () => {
       ['POST', '/v1/instances/web-999/migrate', undefined, true, 404],
       ['POST', '/v1/instances/__proto__/migrate', undefined, true, 400],
       ['POST', '/v1/instances/web-1/migrate', { to: '__proto__' }, true, 400],
-      ['POST', '/v1/instances/web-1/migrate', { to: 'no-such-node' }, true, 404]
+      ['POST', '/v1/instances/web-1/migrate', { to: 'no-such-node' }, true, 404],
+      // A bad percent-encoding is refused before routing, in the same error shape.
+      ['POST', '/v1/services/%E0%A4%A/propagate', undefined, true, 400]
     ]
     for (const [method, path, body, auth, code] of cases) {
       const r = await call(method, path, body, auth)

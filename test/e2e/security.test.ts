@@ -128,6 +128,8 @@ describe('security', () => {
       expect(res.status).toBe(401)
       const res2 = await fetch(`${c.first}/v1/services/app/propagate`, { method: 'POST', headers: auth ? { authorization: auth } : {} })
       expect(res2.status).toBe(401)
+      // Missing and rejected tokens are told apart.
+      expect(((await res2.json()) as { error: { message: string } }).error.message).toMatch(auth ? /not accepted/ : /send the admin token/)
     }
     const after = await c.status()
     expect(after.phase).toBe(before.phase)
