@@ -1,17 +1,10 @@
 // The builtin balancer renderer: golden files pin the exact bytes (the daemon reloads only on a byte
 // change), and shuffled input must give the same bytes. UPDATE_GOLDEN=1 rewrites the files.
 import { describe, expect, it } from 'vitest'
-import { readFileSync, writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { golden as goldenFile, shuffled } from './balancer-fixtures.js'
 import { backendUrl, parseBuiltinConfig, renderBuiltinConfig, BuiltinConfigError, type BuiltinEndpoint, type BuiltinRouteSpec } from '../../src/balancers/builtin/render.js'
 
-const goldenDir = fileURLToPath(new URL('./golden/builtin/', import.meta.url))
-
-function golden (name: string, text: string): void {
-  const path = goldenDir + name
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(path, text)
-  expect(text).toBe(readFileSync(path, 'utf8'))
-}
+const golden = (name: string, text: string): void => { goldenFile('builtin', name, text) }
 
 const ep = (id: string, ip: string, port: number, node = 'vm-1'): BuiltinEndpoint => ({ id, node, ip, port })
 
@@ -21,17 +14,6 @@ const routes: BuiltinRouteSpec[] = [
   { path: '/api/admin', service: 'admin' }
 ]
 
-/** Seeded Fisher–Yates, so a failing shuffle can be replayed. */
-function shuffled<T> (items: readonly T[], seed: number): T[] {
-  const out = [...items]
-  let s = seed >>> 0
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0
-    const j = s % (i + 1)
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
 
 describe('renderBuiltinConfig', () => {
   it('renders a route with zero members as an empty backend list', () => {
