@@ -30,6 +30,8 @@ export interface BenchSpecOptions {
   maxNodes?: number
   www?: { min: number, max: number, maxPerNode?: number }
   lb?: boolean
+  /** The balancer's kind. @default builtin */
+  lbKind?: 'builtin' | 'haproxy' | 'nginx' | 'apache'
   /** A no-port service with no health check (ONLINE ~at once), for dissemination and failover trials. */
   probe?: { max: number }
 }
@@ -55,7 +57,7 @@ export function benchSpec (o: BenchSpecOptions): string {
       '    port: 8080',
       '    depends_on: [www]',
       '    health: { http: { path: /_wakame/health } }',
-      '    balancer: { kind: builtin, routes: [ { path: /, service: www } ] }',
+      `    balancer: { kind: ${o.lbKind ?? 'builtin'}, routes: [ { path: /, service: www } ] }`,
       '    min: 1',
       '    max: 1'
     ]),
