@@ -9,8 +9,8 @@ import { loadSpecFile } from '../spec/load.js'
 import { LocalProvider, startOwnerWatchdog } from '../providers/local/local-provider.js'
 import { procStat } from '../providers/local/proc.js'
 import type { Provider } from '../providers/provider.js'
-import { materializeSecret, secretFileFor } from '../providers/ec2/secrets.js'
-import { bootEc2, Ec2SettingsSchema, platformDefaults, readPlatform, type Ec2Boot, type Ec2Platform } from '../providers/ec2/setup.js'
+import { Ec2SettingsSchema } from '../providers/ec2/settings.js'
+import type { Ec2Boot, Ec2Platform } from '../providers/ec2/setup.js'
 import { createLogger, type Logger } from '../util/log.js'
 
 /** argv that runs this program again (the bundle under Node, or the single executable). */
@@ -34,7 +34,7 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
   const sources = { file: configFile, env: process.env, flags }
   // On EC2 the instance knows who it is (IMDS) and how to join (user-data): that is the base layer.
   const ec2 = await readEc2Platform(sources)
-  const cfg = resolveDaemonConfig({ ...sources, ...(ec2 ? { defaults: platformDefaults(ec2.platform, ec2.dataDir) } : {}) })
+  const cfg = resolveDaemonConfig({ ...sources, ...(ec2 ? { defaults: (await loadEc2()).platformDefaults(ec2.platform, ec2.dataDir) } : {}) })
   if (ec2?.platform.join) await materializeSecrets(cfg, ec2.platform)
   // Secrets first: a node without a valid key or token refuses to start before touching anything.
   loadPsk(cfg.psk_file)
@@ -86,6 +86,15 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
   }
 }
 
+/**
+ * The EC2 provider's modules, loaded only on EC2 nodes: the AWS SDK is most of the bundle and
+ * would otherwise slow down every start, the CLI's included.
+ */
+async function loadEc2 () {
+  const [setup, secrets] = await Promise.all([import('../providers/ec2/setup.js'), import('../providers/ec2/secrets.js')])
+  return { ...setup, ...secrets }
+}
+
 /** With `provider: ec2`: this instance's identity and user-data (fails fast off EC2). */
 async function readEc2Platform (sources: ConfigSources): Promise<{ platform: Ec2Platform, dataDir: string } | undefined> {
   const { raw, baseDir } = mergeConfigSources(sources)
@@ -93,19 +102,20 @@ async function readEc2Platform (sources: ConfigSources): Promise<{ platform: Ec2
   const settings = Ec2SettingsSchema.partial().safeParse(raw.ec2 ?? {})
   const imds = settings.success ? settings.data.imds_endpoint : undefined
   const dataDir = typeof raw.data_dir === 'string' ? resolve(baseDir, raw.data_dir) : '/var/lib/wakame'
-  return { platform: await readPlatform(imds !== undefined ? { imds_endpoint: imds } : {}), dataDir }
+  return { platform: await (await loadEc2()).readPlatform(imds !== undefined ? { imds_endpoint: imds } : {}), dataDir }
 }
 
 /** Secrets the user-data names in SSM, fetched into the files the config points at (unless overridden). */
 async function materializeSecrets (cfg: DaemonConfig, p: Ec2Platform): Promise<void> {
   const client = { region: cfg.ec2?.region ?? p.identity.region, ...(cfg.ec2?.ssm_endpoint !== undefined ? { endpoint: cfg.ec2.ssm_endpoint } : {}) }
   const j = p.join!
+  const { materializeSecret, secretFileFor } = await loadEc2()
   if (cfg.psk_file === secretFileFor(j.psk, cfg.data_dir, 'psk')) await materializeSecret(j.psk, cfg.psk_file, client)
   if (cfg.admin_token_file === secretFileFor(j.admin_token, cfg.data_dir, 'admin-token')) await materializeSecret(j.admin_token, cfg.admin_token_file, client)
 }
 
 async function bootEc2Provider (cfg: DaemonConfig, platform: Ec2Platform | undefined, canAct: () => boolean, logger: Logger): Promise<Ec2Boot> {
-  return await bootEc2({
+  return await (await loadEc2()).bootEc2({
     settings: cfg.ec2 ?? Ec2SettingsSchema.parse({}),
     ...(platform ? { platform } : {}),
     cluster: cfg.cluster,
