@@ -9,7 +9,7 @@ import { ChangeAnswer, ErrorAnswer, HealthAnswer, LaunchBody, MigrateBody, Scale
 export const ServiceParam = z.string().regex(SERVICE_NAME, 'a service name: lower-case letters, digits and "-"')
 export const InstanceParam = z.string().regex(/^[a-z][a-z0-9-]{0,30}-\d{1,12}$/, 'an instance id looks like app-12')
 
-interface Answer { description: string, schema?: z.ZodType, html?: true }
+interface Answer { description: string, schema?: z.ZodType, html?: true, text?: true }
 
 export interface Route {
   method: 'GET' | 'POST'
@@ -42,6 +42,7 @@ export const ROUTES = {
   statusPage: { method: 'GET', path: '/', summary: 'The status tree as an HTML page (refreshes itself)', protected: false, answers: { 200: { description: 'HTML', html: true } } },
   status: { method: 'GET', path: '/v1/status', summary: 'The cluster: services, instances, nodes, launches, volumes, addresses', protected: false, answers: { 200: { description: 'status as this node sees it', schema: StatusAnswer } } },
   health: { method: 'GET', path: '/v1/health', summary: 'Liveness of this node and who it thinks leads', protected: false, answers: { 200: { description: 'alive', schema: HealthAnswer } } },
+  metrics: { method: 'GET', path: '/metrics', summary: 'This node\'s metrics in the Prometheus text format', protected: false, answers: { 200: { description: 'Prometheus exposition format 0.0.4', text: true } } },
   openapi: { method: 'GET', path: '/v1/openapi.json', summary: 'This document', protected: false, answers: { 200: { description: 'OpenAPI 3.1', schema: z.record(z.string(), z.unknown()) } } },
   launch: { method: 'POST', path: '/v1/cluster/launch', summary: 'launch_cluster: bring every service up in dependency order (optionally with a new spec)', protected: true, body: { schema: LaunchBody, required: false }, answers: changeAnswers },
   shutdown: { method: 'POST', path: '/v1/cluster/shutdown', summary: 'shutdown_cluster: stop everything in reverse dependency order', protected: true, answers: changeAnswers },
@@ -69,7 +70,7 @@ export function openApiDocument (): Record<string, unknown> {
       summary: r.summary,
       responses: Object.fromEntries(Object.entries(r.answers).map(([code, a]) => [code, {
         description: a.description,
-        content: a.html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: jsonSchema(a.schema!, 'output') } }
+        content: a.html ? { 'text/html': { schema: { type: 'string' } } } : a.text ? { 'text/plain': { schema: { type: 'string' } } } : { 'application/json': { schema: jsonSchema(a.schema!, 'output') } }
       }]))
     }
     if (r.params) op.parameters = Object.entries(r.params).map(([n, s]) => ({ name: n, in: 'path', required: true, schema: jsonSchema(s, 'input') }))

@@ -25,6 +25,8 @@ export interface ApiBackend {
   leaderApi: () => string | undefined
   submit: (cmd: Command) => Promise<SubmitResult>
   readonly defaultSpecPath: string | undefined
+  /** Prometheus exposition of this node (undefined: metrics are off). */
+  metrics: () => Promise<{ text: string, contentType: string } | undefined>
 }
 
 export interface ApiOptions {
@@ -90,6 +92,11 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
   const param = (req: FastifyRequest, name: string, schema: z.ZodType<string>): string => parse(schema, (req.params as Record<string, string>)[name], name)
 
   const handlers: Record<RouteName, Handler> = {
+    metrics: async (_req, reply) => {
+      const m = await backend.metrics()
+      if (!m) return await reply.code(404).send({ error: { code: 'NO_METRICS', message: 'metrics are off on this node' } })
+      return await reply.type(m.contentType).send(m.text)
+    },
     statusPage: async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderStatusPage(backend.status())),
     status: async () => backend.status(),
     health: async () => {

@@ -8,6 +8,7 @@ import { loadPsk, loadToken, readSecretFile } from '../mesh/keys.js'
 import { loadSpecFile } from '../spec/load.js'
 import { LocalProvider, startOwnerWatchdog } from '../providers/local/local-provider.js'
 import { procStat } from '../providers/local/proc.js'
+import { Metrics } from '../metrics/metrics.js'
 import type { Provider } from '../providers/provider.js'
 import { Ec2SettingsSchema } from '../providers/ec2/settings.js'
 import type { Ec2Boot, Ec2Platform } from '../providers/ec2/setup.js'
@@ -48,7 +49,7 @@ export async function runAgent (configFile: string | undefined, flags: Record<st
   const canAct = () => daemon?.canAct() ?? false
   const boot = cfg.provider === 'ec2' ? await bootEc2Provider(cfg, ec2?.platform, canAct, logger) : undefined
   const provider = boot?.provider ?? makeLocalProvider(cfg, logger)
-  daemon = new Daemon({ config: cfg, provider, logger, selfArgv: selfArgv(), ...(boot ? { discover: boot.discover } : {}) })
+  daemon = new Daemon({ config: cfg, provider, logger, selfArgv: selfArgv(), metrics: new Metrics(), ...(boot ? { discover: boot.discover } : {}) })
   await daemon.start()
   const started = daemon
   // Spot interruption or scheduled maintenance: the node drains and the leader replaces it.

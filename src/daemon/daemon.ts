@@ -16,6 +16,7 @@ import { Mesh, toMultiaddr } from '../mesh/mesh.js'
 import type { SubmitResult } from '../node/leader.js'
 import { NodeCore } from '../node/node.js'
 import type { Provider } from '../providers/provider.js'
+import { meteredProvider, type Metrics } from '../metrics/metrics.js'
 import { Relations } from '../relations/relations.js'
 import type { PeerInstance } from '../relations/rolling.js'
 import { NodeStore } from '../store/node-store.js'
@@ -36,6 +37,8 @@ export interface DaemonOptions {
    * Asked at start and, with backoff, while this node is isolated; gossip does the rest.
    */
   discover?: () => Promise<string[]>
+  /** Prometheus metrics of this node (`GET /metrics`); none when absent. */
+  metrics?: Metrics
 }
 
 /** Discovery while isolated: first retry after this long, doubling up to the max. */
@@ -54,6 +57,7 @@ export class Daemon {
     return `${c.api_tls_cert_file ? 'https' : 'http'}://${hostPort(c.api_bind, c.api_port)}`
   }
   private readonly provider: Provider
+  private readonly metricsRegistry: Metrics | undefined
   private readonly discover: (() => Promise<string[]>) | undefined
   private readonly store: NodeStore
   private mesh!: Mesh
@@ -82,13 +86,15 @@ export class Daemon {
     this.cfg = c
     this.id = c.node_id
     this.log = opts.logger
-    this.provider = opts.provider
+    this.metricsRegistry = opts.metrics
+    // Every cloud call counted and timed when metrics are on.
+    this.provider = opts.metrics ? meteredProvider(opts.provider, opts.metrics) : opts.provider
     this.discover = opts.discover
     this.tokens = [c.admin_token_file, ...c.admin_token_accept_files].map(loadToken)
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 })
     this.store = new NodeStore(c.data_dir)
     this.supervisor = new Supervisor({ dataDir: c.data_dir, bindIp: c.bind, nodeId: this.id, logger: this.log.child({ component: 'supervisor' }) })
-    this.relations = new Relations({ dataDir: c.data_dir, supervisor: this.supervisor, logger: this.log.child({ component: 'relations' }), selfArgv: opts.selfArgv, bindIp: c.bind, nodeId: this.id, cluster: c.cluster })
+    this.relations = new Relations({ dataDir: c.data_dir, supervisor: this.supervisor, logger: this.log.child({ component: 'relations' }), selfArgv: opts.selfArgv, bindIp: c.bind, nodeId: this.id, cluster: c.cluster, ...(opts.metrics ? { observeRender: (s: number) => opts.metrics!.renderSeconds.observe(s) } : {}) })
   }
 
   private get consensus () { return this.node.consensus }
@@ -132,11 +138,13 @@ export class Daemon {
       localWorkChanged: () => this.scheduleRender(),
       mounts: () => this.provider.mountedVolumes(this.id),
       draining: () => this.drainReason,
+      ...(this.metricsRegistry ? { onPropose: () => this.metricsRegistry!.proposals.inc() } : {}),
       load: () => Math.round(loadavg()[0]! * 100) / 100,
       logger: this.log,
       rng: Math.random,
       now
     }, loaded.state, loaded.problem !== undefined, now())
+    this.metricsRegistry?.attach({ status: () => this.status(), balancers: () => this.relations.balancerStats() })
     this.mesh.on('heartbeat', (hb) => this.node.onHeartbeat(hb, now()))
     this.mesh.on('control', (msg) => this.node.onControl(msg, now()))
     this.mesh.on('disconnect', (peer) => this.onDisconnect(peer))
@@ -159,6 +167,9 @@ export class Daemon {
   // ---- API-facing ----
 
   status (): StatusReport { return this.node.status(now()) }
+
+  /** The Prometheus exposition of this node, or undefined when metrics are off. */
+  async metrics (): Promise<{ text: string, contentType: string } | undefined> { return await this.metricsRegistry?.scrape() }
 
   isLeader (): boolean { return this.consensus.currentRole === 'leader' }
 

@@ -30,6 +30,8 @@ export interface RelationsDeps {
   /** A restart waiting for the instances before it gives up waiting after this long. @default 60000 */
   rollingMaxWaitMs?: number
   now?: () => number
+  /** Told how long each render took, in seconds (metrics). */
+  observeRender?: (seconds: number) => void
 }
 
 /** What one instance was given, and what came of it. */
@@ -203,7 +205,19 @@ export class Relations {
   }
 
   /** Every file an instance gets, by name. Throws TemplateError when a template cannot render. */
+  /** Each local balancer's counters, by instance (metrics). */
+  balancerStats (): Record<string, { kind: string, reloads: number, resends: number, invalid: number, runtimeChanges: number }> {
+    const out: Record<string, { kind: string, reloads: number, resends: number, invalid: number, runtimeChanges: number }> = {}
+    for (const [id, lb] of this.lbs) out[id] = { kind: lb.kind, ...lb.stats }
+    return out
+  }
+
   private render (inst: LocalInstance, view: DependencyView): Map<string, string> {
+    const t0 = performance.now()
+    try { return this.renderFiles(inst, view) } finally { this.deps.observeRender?.((performance.now() - t0) / 1000) }
+  }
+
+  private renderFiles (inst: LocalInstance, view: DependencyView): Map<string, string> {
     const files = new Map<string, string>()
     files.set('deps.json', `${JSON.stringify({ service: inst.rec.service, instance: inst.rec.id, deps: view }, null, 2)}\n`)
     if (inst.spec.balancer) {

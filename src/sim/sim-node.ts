@@ -166,10 +166,14 @@ export class SimNode {
   queueRender (): void {
     if (this.renderQueued) return
     this.renderQueued = true
-    this.host.schedule(50, () => {
-      this.renderQueued = false
-      if (this.running && !this.frozen) this.render()
-    })
+    this.host.schedule(50, () => this.renderWhenThawed())
+  }
+
+  /** A frozen process runs its due timer once it thaws (as the daemon's would), not never. */
+  private renderWhenThawed (): void {
+    if (this.frozen) { this.host.schedule(this.frozenUntil - this.host.now(), () => this.renderWhenThawed()); return }
+    this.renderQueued = false
+    if (this.running) this.render()
   }
 
   private render (): void {

@@ -1,5 +1,6 @@
 // The main job, end to end on real processes: the example web cluster comes up through the builtin
 // balancer, grows, moves, survives a killed node, and shuts down in reverse dependency order.
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { balancerUrl, kill, requestLoop, settled, startCluster, type TestCluster } from '../helpers/cluster.js'
 
@@ -40,6 +41,42 @@ describe('the example web cluster', () => {
     const atMax = await c.cli('propagate_service', 'db')
     expect(atMax.code).not.toBe(0)
     expect(atMax.stderr).toContain('db is at its max (1 instance); nothing changed')
+  })
+
+  it('GET /metrics on any node: Prometheus text that a parser reads, with membership, leader, services, cloud calls, balancer changes', async () => {
+    const s = await c.waitFor('settled', settled)
+    const scrape = async (node: string) => {
+      const res = await fetch(`${c.api(node)}/metrics`)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+      const families = parsePrometheusTextFormat(await res.text())
+      const value = (name: string, labels: Record<string, string> = {}) => {
+        const f = families.find(x => x.name === name)
+        expect(f, `${name} missing`).toBeDefined()
+        const m = f!.metrics.find(x => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v))
+        return m?.value !== undefined ? Number(m.value) : m?.count !== undefined ? Number(m.count) : undefined
+      }
+      return { families, value }
+    }
+    const leader = await scrape(s.leader!)
+    const alive = s.nodes.filter(n => n.status === 'alive').length
+    expect(leader.value('wakame_members', { status: 'alive' })).toBe(alive)
+    expect(leader.value('wakame_leader')).toBe(1)
+    expect(leader.value('wakame_term')).toBe(s.term)
+    expect(leader.value('wakame_elections_total')).toBeGreaterThanOrEqual(1)
+    const app = s.services.find(v => v.name === 'app')!
+    expect(leader.value('wakame_service_instances', { service: 'app', state: 'desired' })).toBe(app.desired)
+    expect(leader.value('wakame_service_instances', { service: 'app', state: 'online' })).toBe(app.instances.filter(i => i.state === 'ONLINE').length)
+    // The leader launched the VMs of min_nodes through the provider, and proposed documents.
+    expect(leader.value('wakame_provider_calls_total', { call: 'launch', outcome: 'ok' })).toBeGreaterThanOrEqual(2)
+    expect(leader.value('wakame_scheduler_documents_proposed_total')).toBeGreaterThan(0)
+    // The lb's node re-rendered and reloaded its balancer as app grew.
+    const lbNode = s.services.find(v => v.name === 'lb')!.instances[0]!.node!
+    const lb = await scrape(lbNode)
+    expect(lb.value('wakame_balancer_changes_total', { how: 'reload' })).toBeGreaterThan(0)
+    expect(lb.value('wakame_render_seconds')).toBeGreaterThan(0)
+    const follower = s.nodes.find(n => n.id !== s.leader && n.status === 'alive')!.id
+    expect((await scrape(follower)).value('wakame_leader')).toBe(0)
   })
 
   it('migrate_service of the www instance: a concurrent request loop sees 0 failed requests', async () => {
