@@ -5,7 +5,7 @@
 // render latency (from relations).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StatusReport } from '../core/status.js'
-import type { Provider } from '../providers/provider.js'
+import { wrapProvider, type Provider } from '../providers/provider.js'
 
 /** What a scrape reads from the node. */
 export interface MetricsSource {
@@ -88,21 +88,5 @@ export function meteredProvider (p: Provider, m: Metrics): Provider {
       throw err
     } finally { end() }
   }
-  return {
-    kind: p.kind,
-    launch: timed('launch', p.launch.bind(p)),
-    terminate: timed('terminate', p.terminate.bind(p)),
-    list: timed('list', p.list.bind(p)),
-    attachVolume: timed('attach_volume', p.attachVolume.bind(p)),
-    detachVolume: timed('detach_volume', p.detachVolume.bind(p)),
-    volumeAttachment: timed('volume_attachment', p.volumeAttachment.bind(p)),
-    volumeZone: timed('volume_zone', p.volumeZone.bind(p)),
-    associateAddress: timed('associate_address', p.associateAddress.bind(p)),
-    addressAssociation: timed('address_association', p.addressAssociation.bind(p)),
-    addressIp: timed('address_ip', p.addressIp.bind(p)),
-    mountVolume: timed('mount_volume', p.mountVolume.bind(p)),
-    unmountVolume: timed('unmount_volume', p.unmountVolume.bind(p)),
-    // Synchronous and asked at every heartbeat: not a cloud call.
-    mountedVolumes: (vm) => p.mountedVolumes(vm)
-  }
+  return wrapProvider(p, timed)
 }

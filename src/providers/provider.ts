@@ -85,3 +85,26 @@ export class ProviderError extends WakameError {
 export function isDefinitive (err: unknown): boolean {
   return (err as { retryable?: unknown })?.retryable === false
 }
+
+/**
+ * The same provider with every asynchronous call passed through `wrap` (named by the call), e.g.
+ * to meter or gate it; `mountedVolumes` (synchronous, asked at every heartbeat) is left as it is.
+ */
+export function wrapProvider (p: Provider, wrap: <A extends unknown[], R>(call: string, fn: (...a: A) => Promise<R>) => (...a: A) => Promise<R>): Provider {
+  return {
+    kind: p.kind,
+    launch: wrap('launch', p.launch.bind(p)),
+    terminate: wrap('terminate', p.terminate.bind(p)),
+    list: wrap('list', p.list.bind(p)),
+    attachVolume: wrap('attach_volume', p.attachVolume.bind(p)),
+    detachVolume: wrap('detach_volume', p.detachVolume.bind(p)),
+    volumeAttachment: wrap('volume_attachment', p.volumeAttachment.bind(p)),
+    volumeZone: wrap('volume_zone', p.volumeZone.bind(p)),
+    associateAddress: wrap('associate_address', p.associateAddress.bind(p)),
+    addressAssociation: wrap('address_association', p.addressAssociation.bind(p)),
+    addressIp: wrap('address_ip', p.addressIp.bind(p)),
+    mountVolume: wrap('mount_volume', p.mountVolume.bind(p)),
+    unmountVolume: wrap('unmount_volume', p.unmountVolume.bind(p)),
+    mountedVolumes: (vm) => p.mountedVolumes(vm)
+  }
+}

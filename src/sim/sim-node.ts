@@ -8,7 +8,7 @@ import type { InstanceReport, InstanceState } from '../core/types.js'
 import { VIEW_DEAD_GRACE_MS } from '../core/scheduler.js'
 import { dependencyView, membershipKnown } from '../core/views.js'
 import { NodeCore, type NodeTiming } from '../node/node.js'
-import type { Provider } from '../providers/provider.js'
+import { wrapProvider, type Provider } from '../providers/provider.js'
 import { silentLogger, type Logger } from '../util/log.js'
 import type { Rng } from './rng.js'
 
@@ -135,22 +135,7 @@ export class SimNode {
     const live = (): boolean => this.daemonUp && this.vmUp && this.incarnation === incarnation
     const never = new Promise<never>(() => {})
     const gate = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => live() ? f(...a) : never
-    return {
-      kind: p.kind,
-      launch: gate(p.launch.bind(p)),
-      terminate: gate(p.terminate.bind(p)),
-      list: gate(p.list.bind(p)),
-      attachVolume: gate(p.attachVolume.bind(p)),
-      detachVolume: gate(p.detachVolume.bind(p)),
-      volumeAttachment: gate(p.volumeAttachment.bind(p)),
-      volumeZone: gate(p.volumeZone.bind(p)),
-      associateAddress: gate(p.associateAddress.bind(p)),
-      addressAssociation: gate(p.addressAssociation.bind(p)),
-      addressIp: gate(p.addressIp.bind(p)),
-      mountVolume: gate(p.mountVolume.bind(p)),
-      unmountVolume: gate(p.unmountVolume.bind(p)),
-      mountedVolumes: (vm) => p.mountedVolumes(vm)
-    }
+    return wrapProvider(p, (_call, f) => gate(f))
   }
 
   get frozen (): boolean { return this.host.now() < this.frozenUntil }
