@@ -20,9 +20,10 @@ export type DependencyView = Record<string, Endpoint[]>
  * An instance is in the view when the document has it running (not draining or stopping) and its
  * node, alive or merely suspect, reports it ONLINE. A suspect node keeps its instances: a briefly
  * stalled daemon must not flap out of every balancer. A node dead for less than `deadGraceMs`
- * keeps them too (its daemon may be restarting); callers without a clock get the strict view.
+ * keeps them too (its daemon may be restarting), unless this node found it `unreachable` (nothing
+ * answers on its port); callers without a clock get the strict view.
  */
-export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Member>, service: string, now = Infinity, deadGraceMs = 0): DependencyView {
+export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Member>, service: string, now = Infinity, deadGraceMs = 0, unreachable?: ReadonlySet<InstanceId>): DependencyView {
   const view: DependencyView = {}
   const spec = doc.spec
   const deps = spec?.services[service]?.depends_on ?? []
@@ -32,7 +33,7 @@ export function dependencyView (doc: ClusterDoc, members: ReadonlyMap<NodeId, Me
     if (!deps.includes(inst.service) || inst.phase !== 'run' || inst.node === null) continue
     const m = members.get(inst.node)
     // Dead only just now (a refused redial): maybe its daemon restarts while its services serve.
-    if (!m || (m.status === 'dead' && now - m.since >= deadGraceMs)) continue
+    if (!m || (m.status === 'dead' && (now - m.since >= deadGraceMs || unreachable?.has(inst.id) === true))) continue
     if (m.hb.instances[inst.id]?.state !== 'ONLINE') continue
     const port = portOf(spec, inst)
     if (port === undefined) continue
@@ -58,4 +59,19 @@ export function viewAddresses (view: DependencyView): Record<string, string[]> {
 export function membershipKnown (doc: ClusterDoc, members: ReadonlyMap<NodeId, Member>, startedAt: number, now: number, deadAfterMs: number): boolean {
   if (now - startedAt >= deadAfterMs) return true
   return Object.keys(doc.nodes).every(id => members.has(id))
+}
+
+/** Instances on members dead for less than `deadGraceMs`: the ones a node may probe (see dependencyView). */
+export function instancesInDeadGrace (doc: ClusterDoc, members: ReadonlyMap<NodeId, Member>, now: number, deadGraceMs: number): Array<{ id: InstanceId, ip: string, port: number, deadSince: number }> {
+  const out: Array<{ id: InstanceId, ip: string, port: number, deadSince: number }> = []
+  if (!doc.spec) return out
+  for (const inst of Object.values(doc.instances)) {
+    if (inst.node === null || inst.phase !== 'run') continue
+    const m = members.get(inst.node)
+    if (!m || m.status !== 'dead' || now - m.since >= deadGraceMs) continue
+    const port = portOf(doc.spec, inst)
+    const ip = doc.nodes[inst.node]?.ip ?? m.hb.ip
+    if (port !== undefined) out.push({ id: inst.id, ip, port, deadSince: m.since })
+  }
+  return out
 }

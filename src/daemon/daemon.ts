@@ -9,7 +9,7 @@ import { localInstances, type LocalInstance } from '../core/local-plan.js'
 import type { StatusReport } from '../core/status.js'
 import type { ClusterDoc, InstanceReport } from '../core/types.js'
 import { VIEW_DEAD_GRACE_MS } from '../core/scheduler.js'
-import { dependencyView, membershipKnown } from '../core/views.js'
+import { dependencyView, instancesInDeadGrace, membershipKnown } from '../core/views.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { loadOrCreatePeerKey, loadPsk, loadToken } from '../mesh/keys.js'
 import { Mesh, toMultiaddr } from '../mesh/mesh.js'
@@ -20,6 +20,7 @@ import { meteredProvider, type Metrics } from '../metrics/metrics.js'
 import { Relations } from '../relations/relations.js'
 import type { PeerInstance } from '../relations/rolling.js'
 import { NodeStore } from '../store/node-store.js'
+import { DeadReach, probeTcp } from '../supervisor/reach.js'
 import { Supervisor, type InstanceDef } from '../supervisor/supervisor.js'
 import type { Logger } from '../util/log.js'
 
@@ -79,6 +80,8 @@ export class Daemon {
   /** Why this node is leaving (spot interruption, scheduled maintenance), once it is. */
   private drainReason: string | undefined
   private readonly lastDeadDial = new Map<string, number>()
+  /** Instances of just-dead members that do not answer from here: out of this node's views at once. */
+  private readonly deadReach = new DeadReach(probeTcp, () => this.scheduleRender())
   private stopped = false
 
   constructor (opts: DaemonOptions) {
@@ -314,8 +317,9 @@ export class Daemon {
       const local = localInstances(doc, this.id, (v) => mounts.has(v))
       const running = this.supervisor.reports()
       const desired = new Map<string, InstanceDef>()
+      this.deadReach.check(instancesInDeadGrace(doc, members, now(), VIEW_DEAD_GRACE_MS))
       for (const [id, inst] of local) {
-        const view = dependencyView(doc, members, inst.rec.service, now(), VIEW_DEAD_GRACE_MS)
+        const view = dependencyView(doc, members, inst.rec.service, now(), VIEW_DEAD_GRACE_MS, this.deadReach.unreachable)
         let def = this.defs.get(id)
         // A changed service spec (a relaunch with a new spec) gives a new definition: a restart.
         if (def && JSON.stringify(def.spec) !== JSON.stringify(inst.spec)) def = undefined
