@@ -138,8 +138,11 @@ export class NodeCore {
     // A heartbeat that only says "alive" matters to the election only coming from the leader (its
     // lease and our election timer) or going to it (acknowledgements): the rest is skipped cheaply.
     if (outcome === 'new' || ch || hb.leader === hb.node || this.consensus.currentRole === 'leader') {
+      const acked = this.consensus.heardLeaderHeartbeat
       this.consensus.heartbeat(hb, now)
       this.flush()
+      // The first heartbeat of a new leader is acknowledged at the next tick: its lease needs it.
+      if (!acked && this.consensus.heardLeaderHeartbeat) this.lastHeartbeatAt = -Infinity
     }
     // Its instances may have changed: dependency views may change.
     if (outcome === 'new' && !ch) this.ports.localWorkChanged()
@@ -200,6 +203,10 @@ export class NodeCore {
     if (rd.persist) this.ports.persist(rd.persist)
     for (const m of rd.send) this.ports.publishControl(m)
     for (const e of rd.events) this.ports.logger.info({ ...e }, `consensus: ${e.type}`)
+    // A new leader acts only once a majority acknowledged one of its heartbeats (its lease): it
+    // announces itself, and followers acknowledge it, at the next tick instead of a heartbeat
+    // interval later (half a second of failover otherwise).
+    if (rd.events.some(e => e.type === 'leader-changed' && e.leader !== null)) this.lastHeartbeatAt = -Infinity
     if (rd.committed) this.ports.localWorkChanged()
   }
 

@@ -14,6 +14,7 @@ const StateFile = z.object({
   format: z.literal(1),
   term: z.number().int().min(0),
   votedFor: z.string().nullable(),
+  leading: z.boolean().optional(),
   accepted: z.object({ term: z.number().int(), version: z.number().int(), cluster: z.string(), voters: z.array(z.string()) }).passthrough().nullable()
 })
 
@@ -35,8 +36,8 @@ export class NodeStore {
     try {
       const parsed = StateFile.safeParse(JSON.parse(readFileSync(this.path, 'utf8')))
       if (parsed.success) {
-        const { term, votedFor, accepted } = parsed.data
-        return { state: { term, votedFor, accepted: accepted as unknown as ClusterDoc | null } }
+        const { term, votedFor, accepted, leading } = parsed.data
+        return { state: { term, votedFor, accepted: accepted as unknown as ClusterDoc | null, ...(leading ? { leading } : {}) } }
       }
       problem = parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')
     } catch (err) {
@@ -48,6 +49,6 @@ export class NodeStore {
   }
 
   save (s: PersistentState): void {
-    writeFileAtomicSync(this.path, JSON.stringify({ format: 1, term: s.term, votedFor: s.votedFor, accepted: s.accepted }), 0o600)
+    writeFileAtomicSync(this.path, JSON.stringify({ format: 1, term: s.term, votedFor: s.votedFor, accepted: s.accepted, ...(s.leading ? { leading: true } : {}) }), 0o600)
   }
 }

@@ -160,6 +160,35 @@ describe('consensus', () => {
     expect(DEFAULT_CONSENSUS.leaseMs).toBeLessThan(DEFAULT_CONSENSUS.electionTimeoutMinMs)
   })
 
+  it('a voter that crashed while leading votes at once after its restart (it owed no lease), and one that stepped down first does not', () => {
+    // a wins term 1 (b votes for it), leads, and crashes; back at 10.2 s, b (which saw a dead) asks
+    // for its vote: it grants it at once. The bench's back-to-back leader kills waited 4 s for this.
+    const a1 = new Consensus('a', null, 0, () => 0)
+    a1.bootstrap({ ...emptyDoc('t'), voters: ['a', 'b', 'c'] }, 0)
+    a1.tick(1)
+    expect(a1.ready().send).toContainEqual(expect.objectContaining({ type: 'vote-req', preVote: true }))
+    a1.step({ type: 'vote-resp', term: 1, from: 'b', to: 'a', preVote: true, granted: true }, 2)
+    a1.step({ type: 'vote-resp', term: 1, from: 'b', to: 'a', preVote: false, granted: true }, 3)
+    expect(a1.currentRole).toBe('leader')
+    const leading = a1.ready().persist!
+    expect(leading.leading).toBe(true)
+    const ask = (c: Consensus, at: number, preVote: boolean) => {
+      c.step({ type: 'vote-req', term: 2, from: 'b', preVote, last: { term: 1, version: 2 } }, at)
+      return c.ready().send.find(m => m.type === 'vote-resp')
+    }
+    const a2 = new Consensus('a', leading, 10_200, () => 0.5)
+    expect(ask(a2, 10_300, true)).toMatchObject({ granted: true })
+    expect(ask(a2, 10_300, false)).toMatchObject({ granted: true })
+    // The same leader deposed by a higher term (it may then acknowledge the new leader) persists
+    // that it no longer leads: after a crash it is quiet again.
+    a1.step({ type: 'vote-req', term: 5, from: 'c', preVote: false, last: { term: 9, version: 9 } }, 20_000)
+    const deposed = a1.ready().persist!
+    expect(deposed.leading).toBe(false)
+    const a3 = new Consensus('a', deposed, 20_200, () => 0.5)
+    a3.step({ type: 'vote-req', term: 6, from: 'b', preVote: true, last: { term: 9, version: 9 } }, 20_300)
+    expect(a3.ready().send.find(m => m.type === 'vote-resp')).toMatchObject({ granted: false })
+  })
+
   it('up-to-date check: a voter refuses a candidate whose document is older than its own (§5.4.1)', () => {
     const c = new Consensus('b', { term: 3, votedFor: null, accepted: { ...emptyDoc('t'), voters: ['a', 'b', 'c'], term: 3, version: 9 } }, 0, () => 0.5)
     c.step({ type: 'vote-req', term: 4, from: 'a', preVote: false, last: { term: 3, version: 8 } }, 10_000)

@@ -27,6 +27,12 @@ export interface PersistentState {
   votedFor: NodeId | null
   /** Latest document this node accepted (from a leader, or made as leader). */
   accepted: ClusterDoc | null
+  /**
+   * Written while this node led `term`. A leader acknowledges nobody's heartbeats, and it campaigned
+   * only once no lease from its own acknowledgements could run (4 s after hearing the old leader, or
+   * that leader dead), so after a restart from such a state it owes no quiet period (restartedAt).
+   */
+  leading?: boolean
 }
 
 export type ConsensusEvent =
@@ -101,6 +107,8 @@ export class Consensus {
    * it may have acknowledged a leader's heartbeat, granting that leader a lease that may still run:
    * leader stickiness is volatile, so for electionTimeoutMinMs after the restart it grants no vote
    * to anyone, exactly as if it had just heard that leader (which it cannot name any more).
+   * Not when it crashed as the leader (PersistentState.leading): then no such lease exists, and
+   * its silence would only slow the election that replaces it.
    */
   private readonly restartedAt: number | undefined
 
@@ -113,7 +121,7 @@ export class Consensus {
     this.votedFor = persisted?.votedFor ?? null
     this.accepted = persisted?.accepted ?? null
     if (this.accepted) this.remember(this.accepted)
-    this.restartedAt = persisted?.accepted ? now : undefined
+    this.restartedAt = persisted?.accepted && persisted.leading !== true ? now : undefined
     this.electionDeadline = now + this.randomTimeout()
   }
 
@@ -171,6 +179,8 @@ export class Consensus {
   }
 
   private leaderSeqHeard: number | undefined
+  /** Whether this follower has heard a heartbeat of its current leader (it has something to acknowledge). */
+  get heardLeaderHeartbeat (): boolean { return this.leaderSeqHeard !== undefined }
 
   // ---- inputs ----
 
@@ -276,7 +286,7 @@ export class Consensus {
     const rd: Ready = {
       send: this.out,
       events: this.events,
-      persist: this.dirty ? { term: this.term, votedFor: this.votedFor, accepted: this.accepted } : undefined,
+      persist: this.dirty ? { term: this.term, votedFor: this.votedFor, accepted: this.accepted, leading: this.role === 'leader' } : undefined,
       committed: this.newlyCommitted
     }
     this.out = []
@@ -391,6 +401,8 @@ export class Consensus {
       this.events.push({ type: 'term-changed', term })
     }
     if (wasLeader) this.events.push({ type: 'stepped-down', term: this.term, reason: 'a higher term was seen' })
+    // The persisted state must stop saying "leading" before this node acknowledges anyone.
+    if (wasLeader) this.dirty = true
     this.role = 'follower'
     if (leader !== this.leader) {
       this.leader = leader
