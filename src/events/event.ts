@@ -15,6 +15,9 @@ export interface ClusterEvent extends DocEvent {
   seq?: number
 }
 
+/** The id of "X leads term T": the same wherever it is recorded, so each node logs it once. */
+export const leaderEventId = (term: number, leader: string): string => `${term}.leader.${leader}`
+
 /** Longest reason kept: events are gossiped in the document, so one runaway error must not bloat it. */
 export const MAX_REASON = 300
 /** Events the leader keeps in the replicated document (enough for a follower that missed versions). */
@@ -33,7 +36,7 @@ export function noteSubject (note: string): string {
 /** An operator command as an event's subject and reason (a launch's spec is not copied). */
 export function describeCommand (cmd: Command): { subject: string, what: string } {
   switch (cmd.type) {
-    case 'launch': return { subject: '', what: cmd.spec ? 'launch_cluster (new spec)' : 'launch_cluster' }
+    case 'launch': return { subject: '', what: 'launch_cluster' }
     case 'shutdown': return { subject: '', what: `shutdown_cluster (asked on ${cmd.askedOn})` }
     case 'propagate': return { subject: cmd.service, what: `propagate_service ${cmd.service}` }
     case 'scale': return { subject: cmd.service, what: `scale ${cmd.service} ${cmd.count}` }
@@ -48,7 +51,8 @@ export function describeCommand (cmd: Command): { subject: string, what: string 
 /** One line of `wakame events`. */
 export function formatEvent (e: ClusterEvent): string {
   const change = e.from !== undefined || e.to !== undefined ? ` ${e.from ?? '?'} -> ${e.to ?? '?'}` : ''
-  const subject = e.subject ? ` ${e.subject}` : ''
-  const by = e.by ? ` (by ${e.by})` : ''
-  return `${e.at} t${e.term} ${e.node.padEnd(6)} ${e.kind.padEnd(8)}${subject}${change}${e.reason ? `: ${e.reason}` : ''}${by}`
+  // Scheduler notes and command messages usually name their subject already.
+  const subject = e.subject && !new RegExp(`(^|\\s)${e.subject.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:|\\s|$)`).test(e.reason) ? e.subject : ''
+  const what = [`${subject}${change}`.trim(), e.reason].filter(Boolean).join(': ')
+  return `${e.at} t${e.term} ${e.node.padEnd(6)} ${e.kind.padEnd(8)} ${what}${e.by ? ` (by ${e.by})` : ''}`
 }

@@ -6,7 +6,7 @@ import type { Consensus } from '../core/consensus/consensus.js'
 import type { Observed } from '../core/observed.js'
 import { newLeaderMemory, schedule, type LeaderMemory, type SchedulerConfig } from '../core/scheduler.js'
 import { compareDocId, type ClusterDoc, type DocId, type NodeId } from '../core/types.js'
-import { clip, DOC_EVENTS, describeCommand, noteSubject, type ClusterEvent, type EventKind } from '../events/event.js'
+import { clip, DOC_EVENTS, describeCommand, leaderEventId, noteSubject, type ClusterEvent, type EventKind } from '../events/event.js'
 import { checkDoc } from '../mesh/codec.js'
 import type { Logger } from '../util/log.js'
 
@@ -89,7 +89,7 @@ export class LeaderLoop {
       this.wasLeader = true
       this.eventCounter = 0
       this.pendingEvents = []
-      this.record(now, 'leader', this.deps.self, `${this.deps.self} leads term ${c.currentTerm}`)
+      this.record(now, 'leader', this.deps.self, `${this.deps.self} leads term ${c.currentTerm}`, undefined, leaderEventId(c.currentTerm, this.deps.self))
     }
     if (this.inflight) {
       if (compareDocId(c.commit, this.inflight.id) >= 0) {
@@ -158,10 +158,10 @@ export class LeaderLoop {
     this.deps.flush()
   }
 
-  private record (now: number, kind: EventKind, subject: string, reason: string, by?: string): void {
+  private record (now: number, kind: EventKind, subject: string, reason: string, by?: string, id?: string): void {
     const term = this.deps.consensus.currentTerm
     // One leader per term, so term, leader and a counter make an id no other event has.
-    const e: ClusterEvent = { id: `${term}.${this.deps.self}.${++this.eventCounter}`, at: new Date(this.deps.wallClock?.(now) ?? now).toISOString(), term, node: this.deps.self, kind, subject: clip(subject, 128), reason: clip(reason), ...(by ? { by: clip(by, 128) } : {}) }
+    const e: ClusterEvent = { id: id ?? `${term}.${this.deps.self}.${++this.eventCounter}`, at: new Date(this.deps.wallClock?.(now) ?? now).toISOString(), term, node: this.deps.self, kind, subject: clip(subject, 128), reason: clip(reason), ...(by ? { by: clip(by, 128) } : {}) }
     this.pendingEvents.push(e)
     if (this.pendingEvents.length > MAX_PENDING_EVENTS) this.pendingEvents.shift()
     this.deps.onEvent?.(e)

@@ -12,7 +12,7 @@ import type { Observed, ObservedNode } from '../core/observed.js'
 import type { SchedulerConfig } from '../core/scheduler.js'
 import { buildStatus, type StatusReport } from '../core/status.js'
 import { emptyDoc, type ClusterDoc, type DocId, type Heartbeat, type InstanceReport, type NodeId } from '../core/types.js'
-import { clip, type ClusterEvent, type EventKind } from '../events/event.js'
+import { clip, leaderEventId, type ClusterEvent, type EventKind } from '../events/event.js'
 import type { Provider } from '../providers/provider.js'
 import type { Logger } from '../util/log.js'
 import { CloudExecutor } from './executor.js'
@@ -215,7 +215,7 @@ export class NodeCore {
     for (const m of rd.send) this.ports.publishControl(m)
     for (const e of rd.events) {
       this.ports.logger.info({ ...e }, `consensus: ${e.type}`)
-      if (e.type === 'leader-changed' && e.leader) this.event('leader', e.leader, `${e.leader} leads term ${e.term}`, e.term)
+      if (e.type === 'leader-changed' && e.leader) this.event('leader', e.leader, `${e.leader} leads term ${e.term}`, e.term, undefined, leaderEventId(e.term, e.leader))
       if (e.type === 'stepped-down') this.event('leader', this.id, `stepped down in term ${e.term}: ${e.reason}`, e.term)
     }
     if (rd.committed) {
@@ -225,10 +225,10 @@ export class NodeCore {
     }
   }
 
-  private event (kind: EventKind, subject: string, reason: string, term = this.consensus.currentTerm, change?: { from: string, to: string }): void {
+  private event (kind: EventKind, subject: string, reason: string, term = this.consensus.currentTerm, change?: { from: string, to: string }, id?: string): void {
     if (!this.ports.onEvent) return
     const now = this.ports.now()
-    this.ports.onEvent({ id: `${this.id}.${this.me.incarnation}.${++this.eventCounter}`, at: new Date(this.ports.wallClock?.() ?? now).toISOString(), term, node: this.id, kind, subject: clip(subject, 128), ...change, reason: clip(reason) })
+    this.ports.onEvent({ id: id ?? `${this.id}.${this.me.incarnation}.${++this.eventCounter}`, at: new Date(this.ports.wallClock?.() ?? now).toISOString(), term, node: this.id, kind, subject: clip(subject, 128), ...change, reason: clip(reason) })
   }
 
   /** Instance state changes between two heartbeats of a node (every node logs every node's instances). */

@@ -130,6 +130,8 @@ describe('event helpers', () => {
   it('formats one line per event', () => {
     expect(formatEvent(ev('a', { kind: 'instance', from: 'Starting', to: 'ONLINE', reason: 'on vm-2', subject: 'app-2' })))
       .toBe('2026-12-04T10:00:00.000Z t1 vm-1   instance app-2 Starting -> ONLINE: on vm-2')
+    expect(formatEvent(ev('b', { kind: 'command', subject: '', reason: 'launch_cluster: launching', by: 'vm-1 from 127.0.0.1' })))
+      .toBe('2026-12-04T10:00:00.000Z t1 vm-1   command  launch_cluster: launching (by vm-1 from 127.0.0.1)')
   })
 
   it('--since takes a duration, an ISO time or a sequence number, and rejects the rest', () => {
