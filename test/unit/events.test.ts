@@ -11,6 +11,9 @@ import { DOC_EVENTS, formatEvent, noteSubject, type ClusterEvent } from '../../s
 import { EventLog } from '../../src/events/log.js'
 import { EventRing } from '../../src/events/ring.js'
 import { checkDoc } from '../../src/mesh/codec.js'
+import { renderStatusPage } from '../../src/api/page.js'
+import { openApiDocument } from '../../src/api/routes.js'
+import type { StatusReport } from '../../src/core/status.js'
 import { LeaderLoop } from '../../src/node/leader.js'
 import { loadSpecFile } from '../../src/spec/load.js'
 import { silentLogger } from '../../src/util/log.js'
@@ -118,6 +121,28 @@ describe('EventLog (on disk)', () => {
   })
 })
 
+describe('the status page', () => {
+  it('escapes every value server side, and its script never parses data as HTML', () => {
+    const hostile = '<img src=x onerror=alert(1)>'
+    const status = { cluster: 'c', answeredBy: 'vm-1', leader: 'vm-1', term: 1, committed: null, phase: 'up', settled: true, warnings: [hostile], services: [], nodes: [], launches: [], volumes: [], addresses: [] } as unknown as StatusReport
+    const html = renderStatusPage(status, [ev('e1', { reason: hostile, subject: hostile })])
+    expect(html).not.toContain('<img')
+    expect(html).toContain('&#60;img src=x onerror=alert(1)&#62;')
+    expect(html).not.toMatch(/innerHTML|insertAdjacentHTML|document\.write/)
+    expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=["']?https?:/)
+  })
+})
+
+describe('GET /v1/events in the OpenAPI document', () => {
+  it('documents since and limit as optional query parameters with their bounds', () => {
+    const op = (openApiDocument().paths as Record<string, { get: { parameters: Array<{ name: string, in: string, required: boolean, schema: Record<string, unknown> }>, responses: Record<string, unknown> } }>)['/v1/events']!.get
+    expect(op.parameters.map(p => [p.name, p.in, p.required])).toEqual([['since', 'query', false], ['limit', 'query', false]])
+    expect(op.parameters[1]!.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 })
+    expect(op.parameters[0]!.schema.pattern).toBeTypeOf('string')
+    expect(Object.keys(op.responses).sort()).toEqual(['200', '400'])
+  })
+})
+
 describe('event helpers', () => {
   it('finds the subject of scheduler notes', () => {
     expect(noteSubject('app-3: place on vm-2')).toBe('app-3')
@@ -195,6 +220,10 @@ describe('the leader\'s decisions in the document', () => {
     expect(last.events!.length).toBe(DOC_EVENTS)
     expect(last.events!.map(e => e.id)).toEqual(seen.slice(-last.events!.length).map(e => e.id))
     expect(checkDoc(last)).toBeUndefined()
+    // What the window adds to every gossiped document (reasons are cut at 300 characters).
+    const bytes = JSON.stringify(last.events).length
+    console.log(`${DOC_EVENTS} decision events add ${bytes} bytes to the document (${JSON.stringify(last).length} in all)`)
+    expect(bytes).toBeLessThan(DOC_EVENTS * 500)
     // Nothing new to do: no proposal just for events.
     const n = c.proposals.length
     for (let t = 200; t < 205; t++) loop.tick(t * 100)
