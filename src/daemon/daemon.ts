@@ -65,6 +65,7 @@ export class Daemon {
   private readonly store: NodeStore
   /** This node's event history (data_dir/events), kept across restarts. */
   private readonly events: EventLog
+  private eventLogFailing = false
   private mesh!: Mesh
   private node!: NodeCore
   private readonly supervisor: Supervisor
@@ -150,7 +151,7 @@ export class Daemon {
       logger: this.log,
       rng: Math.random,
       now,
-      onEvent: (e) => { this.events.append(e) },
+      onEvent: (e) => this.logEvent(e),
       wallClock: Date.now
     }, loaded.state, loaded.problem !== undefined, now())
     this.metricsRegistry?.attach({ status: () => this.status(), balancers: () => this.relations.balancerStats() })
@@ -163,6 +164,17 @@ export class Daemon {
     this.dialBootstrap()
     this.timers.push(setInterval(() => this.tick(), TICK_MS))
     this.timers.push(setInterval(() => this.syncEvents(), 1_000))
+  }
+
+  /** The event log is a record, not a duty: a full disk must not stop the node's loop. */
+  private logEvent (e: ClusterEvent): void {
+    try {
+      this.events.append(e)
+      this.eventLogFailing = false
+    } catch (err) {
+      if (!this.eventLogFailing) this.log.error({ err: String(err) }, 'cannot write the event log; events are kept in memory only until it works again')
+      this.eventLogFailing = true
+    }
   }
 
   private syncEvents (): void {

@@ -32,8 +32,6 @@ export const EventSchema = z.object({
 export interface EventLogOptions {
   /** Events kept (memory and disk). @default 2000 */
   max?: number
-  /** Called for each event stored (not for duplicates). */
-  onAppend?: (e: ClusterEvent) => void
 }
 
 export class EventLog {
@@ -43,10 +41,11 @@ export class EventLog {
   private fd: number | undefined
   private inCurrent = 0
   private dirty = false
+  private closed = false
   /** Problems found reading the log back (skipped lines), for the daemon to report once. */
   readonly problems: string[] = []
 
-  constructor (dir: string, private readonly opts: EventLogOptions = {}) {
+  constructor (dir: string, opts: EventLogOptions = {}) {
     this.dir = dir
     const max = opts.max ?? 2000
     this.ring = new EventRing(max)
@@ -60,13 +59,14 @@ export class EventLog {
   append (e: ClusterEvent): boolean {
     const stored = this.ring.append(bounded(e))
     if (!stored) return false
-    if (this.fd !== undefined) {
+    if (!this.closed) {
+      // (No file after a failed reopen: try again; the event is in memory either way.)
+      this.fd ??= openSync(join(this.dir, CURRENT), 'a', 0o600)
       if (this.inCurrent >= this.segmentMax) this.rotate()
-      writeSync(this.fd, `${JSON.stringify(stored)}\n`)
+      writeSync(this.fd!, `${JSON.stringify(stored)}\n`)
       this.inCurrent++
       this.dirty = true
     }
-    this.opts.onAppend?.(stored)
     return true
   }
 
@@ -82,19 +82,26 @@ export class EventLog {
   }
 
   close (): void {
+    this.closed = true
     if (this.fd === undefined) return
     try { this.sync() } finally { closeSync(this.fd); this.fd = undefined }
   }
 
   private rotate (): void {
-    fsyncSync(this.fd!)
-    closeSync(this.fd!)
-    renameSync(join(this.dir, CURRENT), join(this.dir, PREVIOUS))
-    this.fd = openSync(join(this.dir, CURRENT), 'a', 0o600)
-    const dfd = openSync(this.dir, 'r')
-    try { fsyncSync(dfd) } finally { closeSync(dfd) }
-    this.inCurrent = 0
-    this.dirty = false
+    const cur = join(this.dir, CURRENT)
+    const fd = this.fd!
+    this.fd = undefined
+    try { fsyncSync(fd) } finally { closeSync(fd) }
+    try {
+      renameSync(cur, join(this.dir, PREVIOUS))
+      this.inCurrent = 0
+      const dfd = openSync(this.dir, 'r')
+      try { fsyncSync(dfd) } finally { closeSync(dfd) }
+    } finally {
+      // Even when the rename failed, appending goes on (to the same segment).
+      this.fd = openSync(cur, 'a', 0o600)
+      this.dirty = false
+    }
   }
 
   private load (): void {

@@ -94,6 +94,8 @@ export class NodeCore {
   private lastHeartbeatAt = -Infinity
   private readonly startedAt: number
   private eventCounter = 0
+  /** Ids of the decision events of the last committed document, so each commit passes on only new ones. */
+  private docEventIds = new Set<string>()
 
   constructor (readonly me: NodeIdentity, readonly timing: NodeTiming, private readonly ports: NodePorts, persisted: PersistentState | null, amnesic: boolean, now: number) {
     this.id = me.id
@@ -220,7 +222,9 @@ export class NodeCore {
     }
     if (rd.committed) {
       // The leader's decisions reach every node's log with the document (deduplicated by id there).
-      if (this.ports.onEvent) for (const e of this.consensus.committed?.events ?? []) this.ports.onEvent(e)
+      const events = this.consensus.committed?.events ?? []
+      if (this.ports.onEvent) for (const e of events) if (!this.docEventIds.has(e.id)) this.ports.onEvent(e)
+      this.docEventIds = new Set(events.map(e => e.id))
       this.ports.localWorkChanged()
     }
   }
