@@ -108,9 +108,12 @@ describe('event history', () => {
     let out = ''
     follow.stdout.on('data', (b: Buffer) => { out += b.toString() })
     try {
-      const r = await c.cli('scale', 'app', '1', '--no-wait')
+      // Asked on a follower, which forwards it: the event names the follower.
+      const s = await c.status()
+      const follower = s.nodes.find(n => n.id !== s.leader && n.status === 'alive')!.id
+      const r = await c.cli('--node', c.api(follower), 'scale', 'app', '1', '--no-wait')
       expect(r.code, r.stderr).toBe(0)
-      await expect.poll(() => out, { timeout: 15_000 }).toMatch(/command\s+scale app 1: /)
+      await expect.poll(() => out, { timeout: 15_000 }).toMatch(new RegExp(`command\\s+scale app 1: .*\\(by ${follower} from [\\d.:a-f]+\\)$`, 'm'))
       expect(out).not.toMatch(/launch_cluster/)
     } finally {
       follow.kill('SIGKILL')
