@@ -4,7 +4,7 @@
 import { z } from 'zod'
 import { SERVICE_NAME } from '../spec/schema.js'
 import { VERSION } from '../version.js'
-import { ChangeAnswer, ErrorAnswer, HealthAnswer, LaunchBody, MigrateBody, ScaleBody, StatusAnswer } from './schemas.js'
+import { ChangeAnswer, ErrorAnswer, EventsAnswer, EventsQuery, HealthAnswer, LaunchBody, MigrateBody, ScaleBody, StatusAnswer } from './schemas.js'
 
 export const ServiceParam = z.string().regex(SERVICE_NAME, 'a service name: lower-case letters, digits and "-"')
 export const InstanceParam = z.string().regex(/^[a-z][a-z0-9-]{0,30}-\d{1,12}$/, 'an instance id looks like app-12')
@@ -19,6 +19,8 @@ export interface Route {
   /** Needs the admin token (everything that changes the cluster). */
   protected: boolean
   params?: Record<string, z.ZodString>
+  /** Query parameters (all optional). */
+  query?: z.ZodObject
   body?: { schema: z.ZodType, required: boolean }
   answers: Record<number, Answer>
 }
@@ -39,8 +41,9 @@ const changeAnswers: Record<number, Answer> = {
 }
 
 export const ROUTES = {
-  statusPage: { method: 'GET', path: '/', summary: 'The status tree as an HTML page (refreshes itself)', protected: false, answers: { 200: { description: 'HTML', html: true } } },
+  statusPage: { method: 'GET', path: '/', summary: 'The live status page: services, instances, nodes and recent events, updated in place (HTML with inline script; refreshes itself without script)', protected: false, answers: { 200: { description: 'HTML', html: true } } },
   status: { method: 'GET', path: '/v1/status', summary: 'The cluster: services, instances, nodes, launches, volumes, addresses', protected: false, answers: { 200: { description: 'status as this node sees it', schema: StatusAnswer } } },
+  events: { method: 'GET', path: '/v1/events', summary: 'Event history as this node logged it: the leaders\' decisions, operator commands, member, leader and instance changes (oldest first)', protected: false, query: EventsQuery, answers: { 200: { description: 'events, and the last sequence number assigned', schema: EventsAnswer }, 400: err('a bad since or limit') } },
   health: { method: 'GET', path: '/v1/health', summary: 'Liveness of this node and who it thinks leads', protected: false, answers: { 200: { description: 'alive', schema: HealthAnswer } } },
   metrics: { method: 'GET', path: '/metrics', summary: 'This node\'s metrics in the Prometheus text format', protected: false, answers: { 200: { description: 'Prometheus exposition format 0.0.4', text: true } } },
   openapi: { method: 'GET', path: '/v1/openapi.json', summary: 'This document', protected: false, answers: { 200: { description: 'OpenAPI 3.1', schema: z.record(z.string(), z.unknown()) } } },
@@ -73,7 +76,11 @@ export function openApiDocument (): Record<string, unknown> {
         content: a.html ? { 'text/html': { schema: { type: 'string' } } } : a.text ? { 'text/plain': { schema: { type: 'string' } } } : { 'application/json': { schema: jsonSchema(a.schema!, 'output') } }
       }]))
     }
-    if (r.params) op.parameters = Object.entries(r.params).map(([n, s]) => ({ name: n, in: 'path', required: true, schema: jsonSchema(s, 'input') }))
+    const parameters = [
+      ...Object.entries(r.params ?? {}).map(([n, s]) => ({ name: n, in: 'path', required: true, schema: jsonSchema(s, 'input') })),
+      ...Object.entries(r.query?.shape ?? {}).map(([n, s]) => ({ name: n, in: 'query', required: false, schema: jsonSchema((s as z.ZodOptional).unwrap() as z.ZodType, 'input') }))
+    ]
+    if (parameters.length > 0) op.parameters = parameters
     if (r.body) op.requestBody = { required: r.body.required, content: { 'application/json': { schema: jsonSchema(r.body.schema, 'input') } } }
     if (r.protected) op.security = [{ adminToken: [] }]
     paths[r.path] = { ...paths[r.path], [r.method.toLowerCase()]: op }

@@ -100,3 +100,30 @@ export const StatusAnswer = z.object({
   volumes: z.array(z.object({ name: z.string(), service: z.string(), attachedTo: NodeId.nullable(), wantAt: NodeId.nullable() })),
   addresses: z.array(z.object({ name: z.string(), service: z.string(), associatedTo: NodeId.nullable(), wantAt: NodeId.nullable(), ip: z.string().optional() }))
 })
+
+/** Query of GET /v1/events: `since` a sequence number (events after it) or an ISO time (at or after it). */
+export const EventsQuery = z.object({
+  since: z.string().max(40).regex(/^(\d{1,15}|\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:\d\d))$/, 'a sequence number (from "last") or an ISO time such as 2026-12-04T11:00:00Z').optional(),
+  limit: z.number().int().min(1).max(1000).optional()
+})
+
+const Event = z.object({
+  id: z.string(),
+  seq: z.number().int(),
+  at: z.string(),
+  term: z.number().int(),
+  node: z.string(),
+  kind: z.enum(['decision', 'command', 'cloud', 'leader', 'member', 'instance']),
+  subject: z.string(),
+  from: z.string().optional(),
+  to: z.string().optional(),
+  reason: z.string(),
+  by: z.string().optional()
+})
+
+export const EventsAnswer = z.object({
+  answeredBy: NodeId,
+  /** Highest sequence number this node has assigned: pass it as `since` to get only newer events. */
+  last: z.number().int(),
+  events: z.array(Event)
+})

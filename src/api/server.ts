@@ -6,14 +6,16 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type
 import { z } from 'zod'
 import type { Command } from '../core/commands.js'
 import type { StatusReport } from '../core/status.js'
+import type { ClusterEvent } from '../events/event.js'
+import type { EventQuery } from '../events/ring.js'
 import type { SubmitResult } from '../node/leader.js'
 import { loadSpecFile, loadSpecText } from '../spec/load.js'
 import { isSafeKey } from '../core/keys.js'
 import { InputError } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
-import { renderStatusPage } from './page.js'
+import { PAGE_EVENTS, renderStatusPage } from './page.js'
 import { fastifyPath, InstanceParam, openApiDocument, ROUTES, ServiceParam, type Route, type RouteName } from './routes.js'
-import { LaunchBody, MigrateBody, ScaleBody } from './schemas.js'
+import { EventsQuery, LaunchBody, MigrateBody, ScaleBody } from './schemas.js'
 
 /** What the API needs from the daemon. */
 export interface ApiBackend {
@@ -23,7 +25,9 @@ export interface ApiBackend {
   status: () => StatusReport
   isLeader: () => boolean
   leaderApi: () => string | undefined
-  submit: (cmd: Command) => Promise<SubmitResult>
+  /** `by`: who asked (the node the call reached, the client address), for the event log. */
+  submit: (cmd: Command, by?: string) => Promise<SubmitResult>
+  eventLog: (q: EventQuery) => { events: ClusterEvent[], last: number }
   readonly defaultSpecPath: string | undefined
   /** Prometheus exposition of this node (undefined: metrics are off). */
   metrics: () => Promise<{ text: string, contentType: string } | undefined>
@@ -40,6 +44,9 @@ export interface ApiOptions {
 }
 
 const FORWARDED = 'x-wakame-forwarded'
+/** The address of the client a forwarded change came from (trusted only with the admin token). */
+const CLIENT = 'x-wakame-client'
+const DEFAULT_EVENTS_LIMIT = 200
 
 type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>
 
@@ -84,12 +91,28 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
       if (err instanceof InputError) return await reply.code(400).send({ error: { code: 'INPUT_INVALID', message: err.message, problems: err.problems } })
       throw err
     }
-    const r = await backend.submit(cmd)
+    const by = `${header(req, 'x-wakame-asked-on') ?? backend.id} from ${header(req, CLIENT) ?? req.ip}`
+    const r = await backend.submit(cmd, by)
     if (r.ok) return { ok: true, message: r.message, version: r.version, leader: backend.id }
     const code = { NOT_FOUND: 404, AT_MAX: 409, CONFLICT: 409, BAD_REQUEST: 400, NO_SPEC: 409, NOT_LEADER: 503, TIMEOUT: 504 }[r.code]
     return await reply.code(code).send({ error: { code: r.code, message: r.message } })
   }
   const param = (req: FastifyRequest, name: string, schema: z.ZodType<string>): string => parse(schema, (req.params as Record<string, string>)[name], name)
+
+  const eventsAnswer = (req: FastifyRequest): unknown => {
+    const raw = (req.query ?? {}) as Record<string, unknown>
+    // Query values arrive as strings: limit must be plain digits before it is a number.
+    const limit = raw.limit === undefined ? undefined : typeof raw.limit === 'string' && /^\d{1,6}$/.test(raw.limit) ? Number(raw.limit) : NaN
+    const q = parse(EventsQuery, { ...(raw.since !== undefined ? { since: raw.since } : {}), ...(limit !== undefined ? { limit } : {}) })
+    let since: number | string | undefined
+    if (q.since !== undefined) {
+      if (/^\d+$/.test(q.since)) since = Number(q.since)
+      else if (Number.isNaN(Date.parse(q.since))) throw new InputError([{ file: 'request', field: 'since', message: `"${q.since}" is not a valid time` }])
+      else since = q.since
+    }
+    const r = backend.eventLog({ ...(since !== undefined ? { since } : {}), limit: q.limit ?? DEFAULT_EVENTS_LIMIT })
+    return { answeredBy: backend.id, last: r.last, events: r.events }
+  }
 
   const handlers: Record<RouteName, Handler> = {
     metrics: async (_req, reply) => {
@@ -97,8 +120,16 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
       if (!m) return await reply.code(404).send({ error: { code: 'NO_METRICS', message: 'metrics are off on this node' } })
       return await reply.type(m.contentType).send(m.text)
     },
-    statusPage: async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderStatusPage(backend.status())),
+    statusPage: async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderStatusPage(backend.status(), backend.eventLog({ limit: PAGE_EVENTS }).events)),
     status: async () => backend.status(),
+    events: async (req, reply) => {
+      try {
+        return eventsAnswer(req)
+      } catch (err) {
+        if (err instanceof InputError) return await reply.code(400).send({ error: { code: 'INPUT_INVALID', message: err.message, problems: err.problems } })
+        throw err
+      }
+    },
     health: async () => {
       const s = backend.status()
       return { ok: true, node: backend.id, leader: s.leader, term: s.term }
@@ -153,6 +184,7 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
           ...(req.body === undefined ? {} : { 'content-type': 'application/json' }),
           authorization: req.headers.authorization ?? '',
           [FORWARDED]: backend.id,
+          [CLIENT]: req.ip,
           'x-wakame-asked-on': String(req.headers['x-wakame-asked-on'] ?? backend.id)
         },
         body: req.body === undefined ? undefined : JSON.stringify(req.body),
@@ -177,6 +209,12 @@ function parse<T> (schema: z.ZodType<T>, value: unknown, field?: string): T {
   const r = schema.safeParse(value)
   if (r.success) return r.data
   throw new InputError(r.error.issues.map(i => ({ file: 'request', field: [field, ...i.path].filter(p => p !== undefined).join('.') || undefined, message: i.message })))
+}
+
+/** A request header as one short string (a repeated or runaway header is not trusted whole). */
+function header (req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name]
+  return typeof v === 'string' && v !== '' ? v.slice(0, 64) : undefined
 }
 
 function serviceName (s: string): string {

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { StatusReport } from '../core/status.js'
+import type { ClusterEvent } from '../events/event.js'
 import { loadToken } from '../mesh/keys.js'
 import { WakameError } from '../util/errors.js'
 
@@ -44,6 +45,14 @@ export class Client {
 
   async status (): Promise<StatusReport> {
     return await this.call<StatusReport>('GET', '/v1/status')
+  }
+
+  async events (q: { since?: string, limit?: number } = {}): Promise<{ answeredBy: string, last: number, events: ClusterEvent[] }> {
+    const params = new URLSearchParams()
+    if (q.since !== undefined) params.set('since', q.since)
+    if (q.limit !== undefined) params.set('limit', String(q.limit))
+    const qs = params.toString()
+    return await this.call('GET', `/v1/events${qs ? `?${qs}` : ''}`)
   }
 
   async change (path: string, body?: unknown): Promise<ApiAnswer> {

@@ -9,7 +9,9 @@ import { loadSpecFile } from '../spec/load.js'
 import { InputError, WakameError } from '../util/errors.js'
 import { VERSION } from '../version.js'
 import { runAgent } from './agent.js'
+import type { ClusterEvent } from '../events/event.js'
 import { ApiError, Client } from './client.js'
+import { formatEvent } from '../events/event.js'
 import { formatStatus } from './format.js'
 import { runNodeScript } from './sea-node.js'
 import { waitForSettle } from './wait.js'
@@ -62,6 +64,34 @@ export function buildProgram (): Command {
     .action(async (o: { json?: boolean }) => {
       const s = await client().status()
       console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s, process.stdout.isTTY))
+    })
+
+  program.command('events')
+    .description('event history: the leaders\' decisions, operator commands, member, leader and instance changes')
+    .option('--since <when>', 'only events since: a duration (90s, 10m, 2h, 1d), an ISO time, or a sequence number')
+    .addOption(new Option('--limit <n>', 'at most this many (the newest)').default(200).argParser(int('--limit')))
+    .option('-f, --follow', 'keep printing new events as they are logged (Ctrl-C to stop)')
+    .option('--json', 'one JSON object per line')
+    .action(async (o: { since?: string, limit: number, follow?: boolean, json?: boolean }) => {
+      if (o.limit < 1 || o.limit > 1000) throw new InputError([{ file: 'command line', field: '--limit', message: 'between 1 and 1000' }])
+      const c = client()
+      const print = (e: ClusterEvent): void => { console.log(o.json ? JSON.stringify(e) : formatEvent(e)) }
+      let r = await c.events({ ...(o.since !== undefined ? { since: sinceParam(o.since) } : {}), limit: o.limit })
+      r.events.forEach(print)
+      let last = r.last
+      while (o.follow) {
+        await new Promise(resolve => setTimeout(resolve, 1_000))
+        try {
+          r = await c.events({ since: String(last), limit: 1000 })
+        } catch (err) {
+          console.error(`(${(err as Error).message}; retrying)`)
+          continue
+        }
+        // A node restarted with an empty log numbers from 1 again: start over from its beginning.
+        if (r.last < last) r = await c.events({ limit: 1000 })
+        r.events.forEach(print)
+        last = r.last
+      }
     })
 
   waitOpts(program.command('launch').alias('launch_cluster')
@@ -140,6 +170,16 @@ export function buildProgram (): Command {
     })
 
   return program
+}
+
+/** --since as the API takes it: a duration ago becomes an ISO time; an ISO time or a sequence number passes. */
+export function sinceParam (v: string, now = Date.now()): string {
+  const d = /^(\d+)(s|m|h|d)$/.exec(v.trim())
+  if (d) return new Date(now - Number(d[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 's' | 'm' | 'h' | 'd']).toISOString()
+  if (/^\d+$/.test(v.trim())) return v.trim()
+  const t = Date.parse(v)
+  if (Number.isNaN(t)) throw new InputError([{ file: 'command line', field: '--since', message: `"${v}" is not a duration (10m), an ISO time or a sequence number` }])
+  return new Date(t).toISOString()
 }
 
 /** The spec as sent to the leader; validated here first, so errors point at the local file. */

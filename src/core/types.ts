@@ -124,6 +124,25 @@ export interface ClusterDoc {
   keepNode?: NodeId
   /** Sequence for instance and decision ids. */
   seq: number
+  /**
+   * The leader's latest decisions (bounded: DOC_EVENTS), so every node logs them and a new leader's
+   * `events` still shows its predecessor's. Informational: nothing acts on them.
+   */
+  events?: DocEvent[]
+}
+
+/** A decision event as the document carries it (src/events/event.ts ClusterEvent, without seq). */
+export interface DocEvent {
+  id: string
+  at: string
+  term: number
+  node: NodeId
+  kind: 'decision' | 'command' | 'cloud' | 'leader' | 'member' | 'instance'
+  subject: string
+  from?: string
+  to?: string
+  reason: string
+  by?: string
 }
 
 export function emptyDoc (cluster: string): ClusterDoc {

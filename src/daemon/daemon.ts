@@ -16,6 +16,9 @@ import { Mesh, toMultiaddr } from '../mesh/mesh.js'
 import type { SubmitResult } from '../node/leader.js'
 import { NodeCore } from '../node/node.js'
 import type { Provider } from '../providers/provider.js'
+import type { ClusterEvent } from '../events/event.js'
+import { EventLog } from '../events/log.js'
+import type { EventQuery } from '../events/ring.js'
 import { meteredProvider, type Metrics } from '../metrics/metrics.js'
 import { Relations } from '../relations/relations.js'
 import type { PeerInstance } from '../relations/rolling.js'
@@ -61,6 +64,9 @@ export class Daemon {
   private readonly metricsRegistry: Metrics | undefined
   private readonly discover: (() => Promise<string[]>) | undefined
   private readonly store: NodeStore
+  /** This node's event history (data_dir/events), kept across restarts. */
+  private readonly events: EventLog
+  private eventLogFailing = false
   private mesh!: Mesh
   private node!: NodeCore
   private readonly supervisor: Supervisor
@@ -96,6 +102,8 @@ export class Daemon {
     this.tokens = [c.admin_token_file, ...c.admin_token_accept_files].map(loadToken)
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 })
     this.store = new NodeStore(c.data_dir)
+    this.events = new EventLog(join(c.data_dir, 'events'))
+    for (const p of this.events.problems) this.log.warn(p)
     this.supervisor = new Supervisor({ dataDir: c.data_dir, bindIp: c.bind, nodeId: this.id, logger: this.log.child({ component: 'supervisor' }) })
     this.relations = new Relations({ dataDir: c.data_dir, supervisor: this.supervisor, logger: this.log.child({ component: 'relations' }), selfArgv: opts.selfArgv, bindIp: c.bind, nodeId: this.id, cluster: c.cluster, ...(opts.metrics ? { observeRender: (s: number) => opts.metrics!.renderSeconds.observe(s) } : {}) })
   }
@@ -145,7 +153,9 @@ export class Daemon {
       load: () => Math.round(loadavg()[0]! * 100) / 100,
       logger: this.log,
       rng: Math.random,
-      now
+      now,
+      onEvent: (e) => this.logEvent(e),
+      wallClock: Date.now
     }, loaded.state, loaded.problem !== undefined, now())
     this.metricsRegistry?.attach({ status: () => this.status(), balancers: () => this.relations.balancerStats() })
     this.mesh.on('heartbeat', (hb) => this.node.onHeartbeat(hb, now()))
@@ -156,6 +166,22 @@ export class Daemon {
     if (this.discover) await this.discoverPeers()
     this.dialBootstrap()
     this.timers.push(setInterval(() => this.tick(), TICK_MS))
+    this.timers.push(setInterval(() => this.syncEvents(), 1_000))
+  }
+
+  /** The event log is a record, not a duty: a full disk must not stop the node's loop. */
+  private logEvent (e: ClusterEvent): void {
+    try {
+      this.events.append(e)
+      this.eventLogFailing = false
+    } catch (err) {
+      if (!this.eventLogFailing) this.log.error({ err: String(err) }, 'cannot write the event log; events are kept in memory only until it works again')
+      this.eventLogFailing = true
+    }
+  }
+
+  private syncEvents (): void {
+    try { this.events.sync() } catch (err) { this.log.warn({ err: String(err) }, 'cannot sync the event log') }
   }
 
   async stop (opts: { stopServices?: boolean } = {}): Promise<void> {
@@ -165,6 +191,7 @@ export class Daemon {
     if (opts.stopServices) await this.supervisor.stopAll()
     else this.supervisor.detach()
     await this.mesh?.stop()
+    this.events.close()
   }
 
   // ---- API-facing ----
@@ -196,8 +223,13 @@ export class Daemon {
     return l ? this.membership.get(l)?.hb.api : undefined
   }
 
-  async submit (cmd: Command): Promise<SubmitResult> {
-    return await this.node.submit(cmd)
+  async submit (cmd: Command, by?: string): Promise<SubmitResult> {
+    return await this.node.submit(cmd, by)
+  }
+
+  /** This node's event history (its own observations and every leader's decisions it received). */
+  eventLog (q: EventQuery): { events: ClusterEvent[], last: number } {
+    return { events: this.events.query(q), last: this.events.lastSeq }
   }
 
   get defaultSpecPath (): string | undefined { return this.cfg.spec }

@@ -81,7 +81,20 @@ const DocSchema = z.object({
   // Optional: documents of a version without addresses still decode.
   addresses: z.record(z.string(), z.object({ name: z.string(), service: z.string(), associatedTo: id.nullable(), wantAt: id.nullable(), ip: z.string().max(64).optional() })).default({}),
   keepNode: id.optional(),
-  seq: count
+  seq: count,
+  // The leader's recent decisions (informational, bounded: 30 are kept; 64 leaves room for a newer minor version).
+  events: z.array(z.object({
+    id: z.string().max(200),
+    at: z.string().max(40),
+    term: count,
+    node: id,
+    kind: z.enum(['decision', 'command', 'cloud', 'leader', 'member', 'instance']),
+    subject: z.string().max(200),
+    from: z.string().max(200).optional(),
+    to: z.string().max(200).optional(),
+    reason: z.string().max(1000),
+    by: z.string().max(200).optional()
+  })).max(64).optional()
 })
 
 /**

@@ -6,6 +6,7 @@ import type { Consensus } from '../core/consensus/consensus.js'
 import type { Observed } from '../core/observed.js'
 import { newLeaderMemory, schedule, type LeaderMemory, type SchedulerConfig } from '../core/scheduler.js'
 import { compareDocId, type ClusterDoc, type DocId, type NodeId } from '../core/types.js'
+import { clip, DOC_EVENTS, describeCommand, leaderEventId, noteSubject, type ClusterEvent, type EventKind } from '../events/event.js'
 import { checkDoc } from '../mesh/codec.js'
 import type { Logger } from '../util/log.js'
 
@@ -15,6 +16,8 @@ export type SubmitResult =
 
 interface Pending {
   cmd: Command
+  /** Who asked (operator commands), for the event log. */
+  by?: string
   resolve: (r: SubmitResult) => void
   /** Internal results (from the cloud executor) have no waiter that cares about errors. */
   internal: boolean
@@ -37,7 +40,14 @@ export interface LeaderLoopDeps {
   scheduler?: SchedulerConfig
   /** Called for every document this loop proposes (the simulator checks who acts, and when). */
   onPropose?: (id: DocId, mayAct: boolean) => void
+  /** Every decision event this loop records (it also rides in the next document it proposes). */
+  onEvent?: (e: ClusterEvent) => void
+  /** Wall-clock time for event stamps (the loop's `now` may be monotonic). @default now */
+  wallClock?: (now: number) => number
 }
+
+/** Decision events waiting for the next proposal are capped (a leader that cannot propose keeps only the newest). */
+const MAX_PENDING_EVENTS = 100
 
 export class LeaderLoop {
   private queue: Pending[] = []
@@ -46,13 +56,16 @@ export class LeaderLoop {
   private mem: LeaderMemory = newLeaderMemory()
   private wasLeader = false
   private lastNotes = new Set<string>()
+  /** Decision events not yet carried by a proposed document. */
+  private pendingEvents: ClusterEvent[] = []
+  private eventCounter = 0
 
   constructor (private readonly deps: LeaderLoopDeps) {}
 
   /** Queue an operator command; resolves once applied and committed, or with the reason it was not. */
-  async submit (cmd: Command): Promise<SubmitResult> {
+  async submit (cmd: Command, by?: string): Promise<SubmitResult> {
     if (this.deps.consensus.currentRole !== 'leader') return { ok: false, code: 'NOT_LEADER', message: 'this node is not the leader' }
-    return await new Promise(resolve => this.queue.push({ cmd, resolve, internal: false }))
+    return await new Promise(resolve => this.queue.push({ cmd, resolve, internal: false, ...(by ? { by } : {}) }))
   }
 
   /** Queue a cloud result (launch done, node terminated, volume moved). */
@@ -71,7 +84,13 @@ export class LeaderLoop {
       this.wasLeader = false
       return
     }
-    if (!this.wasLeader) { this.mem = newLeaderMemory(); this.wasLeader = true }
+    if (!this.wasLeader) {
+      this.mem = newLeaderMemory()
+      this.wasLeader = true
+      this.eventCounter = 0
+      this.pendingEvents = []
+      this.record(now, 'leader', this.deps.self, `${this.deps.self} leads term ${c.currentTerm}`, undefined, leaderEventId(c.currentTerm, this.deps.self))
+    }
     if (this.inflight) {
       if (compareDocId(c.commit, this.inflight.id) >= 0) {
         for (const w of this.inflight.waiters) w.resolve({ ok: true, message: w.message, version: this.inflight.id.version })
@@ -103,6 +122,8 @@ export class LeaderLoop {
         doc = r.doc
         if (!p.internal) waiters.push({ resolve: p.resolve, message: r.message })
         this.deps.logger.info({ command: p.cmd.type, message: r.message }, 'command applied')
+        const d = describeCommand(p.cmd)
+        this.record(now, p.internal ? 'cloud' : 'command', d.subject, p.internal ? d.what : `${d.what}: ${r.message}`, p.by)
       } else {
         if (p.internal) this.deps.logger.warn({ command: p.cmd, error: r.message }, 'cloud result not applied')
         p.resolve({ ok: false, code: r.code, message: r.message })
@@ -113,9 +134,18 @@ export class LeaderLoop {
     if (invalid) this.deps.logger.error({ invalid }, 'the scheduler produced an invalid document; not proposed (a bug: please report it)')
     else if (s.next) doc = s.next
     // A note repeated tick after tick ("waiting for db") is logged once.
-    for (const note of s.notes) if (!this.lastNotes.has(note)) this.deps.logger.info({ term: c.currentTerm }, note)
+    for (const note of s.notes) {
+      if (this.lastNotes.has(note)) continue
+      this.deps.logger.info({ term: c.currentTerm }, note)
+      this.record(now, 'decision', noteSubject(note), note)
+    }
     this.lastNotes = new Set(s.notes)
     if (waiters.length === 0 && (doc === c.acceptedDoc || JSON.stringify(doc) === JSON.stringify(c.acceptedDoc))) return
+    // The decisions since the last proposal ride in this one (bounded), so they survive this leader.
+    if (this.pendingEvents.length > 0) {
+      doc = { ...doc, events: [...(doc.events ?? []), ...this.pendingEvents].slice(-DOC_EVENTS) }
+      this.pendingEvents = []
+    }
     const { term: _t, version: _v, ...content } = doc
     // Whether we may act is judged as we act: a voter change takes effect with the proposal itself,
     // and the lease under the new voter set is only established by the next acknowledgements.
@@ -126,6 +156,15 @@ export class LeaderLoop {
     this.inflightSince = now
     this.deps.onPropose?.(id, mayAct)
     this.deps.flush()
+  }
+
+  private record (now: number, kind: EventKind, subject: string, reason: string, by?: string, id?: string): void {
+    const term = this.deps.consensus.currentTerm
+    // One leader per term, so term, leader and a counter make an id no other event has.
+    const e: ClusterEvent = { id: id ?? `${term}.${this.deps.self}.${++this.eventCounter}`, at: new Date(this.deps.wallClock?.(now) ?? now).toISOString(), term, node: this.deps.self, kind, subject: clip(subject, 128), reason: clip(reason), ...(by ? { by: clip(by, 128) } : {}) }
+    this.pendingEvents.push(e)
+    if (this.pendingEvents.length > MAX_PENDING_EVENTS) this.pendingEvents.shift()
+    this.deps.onEvent?.(e)
   }
 
   private abandon (why: string): void {

@@ -12,6 +12,7 @@ import type { Observed, ObservedNode } from '../core/observed.js'
 import type { SchedulerConfig } from '../core/scheduler.js'
 import { buildStatus, type StatusReport } from '../core/status.js'
 import { emptyDoc, type ClusterDoc, type DocId, type Heartbeat, type InstanceReport, type NodeId } from '../core/types.js'
+import { clip, leaderEventId, type ClusterEvent, type EventKind } from '../events/event.js'
 import type { Provider } from '../providers/provider.js'
 import type { Logger } from '../util/log.js'
 import { CloudExecutor } from './executor.js'
@@ -71,6 +72,13 @@ export interface NodePorts {
   draining?: () => string | undefined
   /** Every document the leader's loop proposes (for the simulator's checkers). */
   onPropose?: (id: DocId, mayAct: boolean) => void
+  /**
+   * Events for the node's event log: member and leader changes and instance transitions seen here,
+   * the leader's decisions, and those carried by each committed document (ids repeat: dedupe them).
+   */
+  onEvent?: (e: ClusterEvent) => void
+  /** Wall-clock time for event stamps (`now` may be monotonic). @default now */
+  wallClock?: () => number
 }
 
 export class NodeCore {
@@ -85,13 +93,16 @@ export class NodeCore {
   private lastContent = ''
   private lastHeartbeatAt = -Infinity
   private readonly startedAt: number
+  private eventCounter = 0
+  /** Ids of the decision events of the last committed document, so each commit passes on only new ones. */
+  private docEventIds = new Set<string>()
 
   constructor (readonly me: NodeIdentity, readonly timing: NodeTiming, private readonly ports: NodePorts, persisted: PersistentState | null, amnesic: boolean, now: number) {
     this.id = me.id
     this.startedAt = now
     this.membership = new Membership(me.id, timing.membership)
     this.consensus = new Consensus(me.id, persisted, now, ports.rng, timing.consensus, amnesic)
-    this.leader = new LeaderLoop({ self: me.id, consensus: this.consensus, observe: (t) => this.observe(t), logger: ports.logger.child({ component: 'leader' }), flush: () => this.flush(), ...(timing.scheduler ? { scheduler: timing.scheduler } : {}), ...(ports.onPropose ? { onPropose: ports.onPropose } : {}) })
+    this.leader = new LeaderLoop({ self: me.id, consensus: this.consensus, observe: (t) => this.observe(t), logger: ports.logger.child({ component: 'leader' }), flush: () => this.flush(), ...(timing.scheduler ? { scheduler: timing.scheduler } : {}), ...(ports.onPropose ? { onPropose: ports.onPropose } : {}), ...(ports.onEvent ? { onEvent: ports.onEvent } : {}), ...(ports.wallClock ? { wallClock: ports.wallClock } : {}) })
     this.executor = new CloudExecutor({
       self: me.id,
       provider: ports.provider,
@@ -131,9 +142,11 @@ export class NodeCore {
 
   onHeartbeat (hb: Heartbeat, now: number): void {
     if (hb.node === this.id) return
+    const before = this.ports.onEvent ? this.membership.get(hb.node)?.hb.instances : undefined
     const ch = this.membership.heartbeat(hb, now)
     const outcome = this.membership.lastOutcome
     if (outcome === 'stale') return
+    if (before) this.instanceEvents(hb.node, before, hb.instances)
     if (ch) this.onMemberChange(ch, now)
     // A heartbeat that only says "alive" matters to the election only coming from the leader (its
     // lease and our election timer) or going to it (acknowledgements): the rest is skipped cheaply.
@@ -173,13 +186,16 @@ export class NodeCore {
     this.membership.heartbeat(hb, now)
     this.ports.publishHeartbeat(hb)
     // Our own instances feed our own views too (a balancer and an app on the same node).
-    if (before !== undefined && !sameReports(before, hb.instances)) this.ports.localWorkChanged()
+    if (before !== undefined && !sameReports(before, hb.instances)) {
+      this.instanceEvents(this.id, before, hb.instances)
+      this.ports.localWorkChanged()
+    }
   }
 
   get lastHeartbeat (): number { return this.lastHeartbeatAt }
 
-  async submit (cmd: Command): Promise<SubmitResult> {
-    return await this.leader.submit(cmd)
+  async submit (cmd: Command, by?: string): Promise<SubmitResult> {
+    return await this.leader.submit(cmd, by)
   }
 
   // ---- queries ----
@@ -202,12 +218,41 @@ export class NodeCore {
     const rd = this.consensus.ready()
     if (rd.persist) this.ports.persist(rd.persist)
     for (const m of rd.send) this.ports.publishControl(m)
-    for (const e of rd.events) this.ports.logger.info({ ...e }, `consensus: ${e.type}`)
+    for (const e of rd.events) {
+      this.ports.logger.info({ ...e }, `consensus: ${e.type}`)
+      if (e.type === 'leader-changed' && e.leader) this.event('leader', e.leader, `${e.leader} leads term ${e.term}`, e.term, undefined, leaderEventId(e.term, e.leader))
+      if (e.type === 'stepped-down') this.event('leader', this.id, `stepped down in term ${e.term}: ${e.reason}`, e.term)
+    }
     // A new leader acts only once a majority acknowledged one of its heartbeats (its lease): it
     // announces itself, and followers acknowledge it, at the next tick instead of a heartbeat
     // interval later (half a second of failover otherwise).
     if (rd.events.some(e => e.type === 'leader-changed' && e.leader !== null)) this.lastHeartbeatAt = -Infinity
-    if (rd.committed) this.ports.localWorkChanged()
+    if (rd.committed) {
+      // The leader's decisions reach every node's log with the document (deduplicated by id there).
+      const events = this.consensus.committed?.events ?? []
+      if (this.ports.onEvent) for (const e of events) if (!this.docEventIds.has(e.id)) this.ports.onEvent(e)
+      this.docEventIds = new Set(events.map(e => e.id))
+      this.ports.localWorkChanged()
+    }
+  }
+
+  private event (kind: EventKind, subject: string, reason: string, term = this.consensus.currentTerm, change?: { from: string, to: string }, id?: string): void {
+    if (!this.ports.onEvent) return
+    const now = this.ports.now()
+    this.ports.onEvent({ id: id ?? `${this.id}.${this.me.incarnation}.${++this.eventCounter}`, at: new Date(this.ports.wallClock?.() ?? now).toISOString(), term, node: this.id, kind, subject: clip(subject, 128), ...change, reason: clip(reason) })
+  }
+
+  /** Instance state changes between two heartbeats of a node (every node logs every node's instances). */
+  private instanceEvents (node: NodeId, before: Record<string, InstanceReport>, after: Record<string, InstanceReport>): void {
+    if (!this.ports.onEvent || before === after) return
+    for (const [id, r] of Object.entries(after)) {
+      const was = before[id]?.state
+      if (was === r.state) continue
+      this.event('instance', id, `on ${node}${r.error && r.state === 'FAIL' ? `: ${r.error}` : ''}`, undefined, { from: was ?? 'new', to: r.state })
+    }
+    for (const [id, r] of Object.entries(before)) {
+      if (!(id in after)) this.event('instance', id, `on ${node}`, undefined, { from: r.state, to: 'gone' })
+    }
   }
 
   private buildHeartbeat (now: number): Heartbeat {
@@ -242,6 +287,7 @@ export class NodeCore {
 
   private onMemberChange (ch: MemberChange, now: number): void {
     this.ports.logger.info({ member: ch.id, from: ch.from, to: ch.to, reason: ch.reason }, `member ${ch.id} is ${ch.to}`)
+    this.event('member', ch.id, ch.reason, undefined, { from: ch.from, to: ch.to })
     if (ch.to === 'dead') this.consensus.leaderIsDead(ch.id, now)
     this.ports.localWorkChanged()
   }

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { z } from 'zod'
 import { ROUTES, fastifyPath } from '../../src/api/routes.js'
-import { ChangeAnswer, ErrorAnswer, HealthAnswer, StatusAnswer } from '../../src/api/schemas.js'
+import { ChangeAnswer, ErrorAnswer, EventsAnswer, HealthAnswer, StatusAnswer } from '../../src/api/schemas.js'
 import { BUNDLE, ROOT, startCluster, type TestCluster } from '../helpers/cluster.js'
 
 const SPEC = resolve(ROOT, 'test/fixtures/api/cluster.yaml')
@@ -77,6 +77,7 @@ describe('admin API', () => {
   it('answers status and health as documented, before and after a launch', async () => {
     conforms(StatusAnswer, (await call('GET', '/v1/status', undefined, false)).json)
     conforms(HealthAnswer, (await call('GET', '/v1/health', undefined, false)).json)
+    conforms(EventsAnswer, (await call('GET', '/v1/events', undefined, false)).json)
     const page = await call('GET', '/', undefined, false)
     expect(page.status).toBe(200)
     expect(page.type).toContain('text/html')
@@ -87,6 +88,7 @@ describe('admin API', () => {
     const s = await c.waitFor('web ONLINE', s => s.services.some(svc => svc.name === 'web' && svc.instances.some(i => i.state === 'ONLINE')))
     conforms(StatusAnswer, s)
     conforms(StatusAnswer, (await call('GET', '/v1/status')).json)
+    conforms(EventsAnswer, (await call('GET', '/v1/events?since=1&limit=5')).json)
   })
 
   it('answers every documented error with the documented shape and code, changing nothing', async () => {
