@@ -79,7 +79,14 @@ export const StatusAnswer = z.object({
     level: z.number().int(),
     settled: z.boolean(),
     instances: z.array(InstanceStatus),
-    urls: z.array(z.string()).optional()
+    urls: z.array(z.string()).optional(),
+    scale: z.object({
+      policy: z.literal('target'),
+      metric: z.enum(['load1', 'reported']),
+      target: z.number(),
+      value: z.number().optional(),
+      reporting: z.number().int()
+    }).optional()
   })),
   nodes: z.array(z.object({
     id: NodeId,

@@ -1,5 +1,6 @@
 // The status report every node answers with (GET /v1/status, `wakame status`). Pure.
 import { dependencyLevels } from '../spec/graph.js'
+import { targetPolicy } from '../spec/schema.js'
 import type { Member } from './membership.js'
 import { portOf } from './placement.js'
 import { VIEW_DEAD_GRACE_MS } from './scheduler.js'
@@ -39,6 +40,18 @@ export interface ServiceStatus {
   instances: InstanceStatus[]
   /** For a balancer: where to send requests. */
   urls?: string[]
+  /** For an autoscaled service (policy target): what it tracks and the value now, as this node hears it. */
+  scale?: ScaleStatus
+}
+
+export interface ScaleStatus {
+  policy: 'target'
+  metric: 'load1' | 'reported'
+  target: number
+  /** Average over its ONLINE instances now (warm-up not left out), when any reports one. */
+  value?: number
+  /** Instances that value averages. */
+  reporting: number
 }
 
 export interface NodeStatus {
@@ -136,6 +149,16 @@ export function buildStatus (input: StatusInput): StatusReport {
         if (!svcSettled) settled = false
         const st: ServiceStatus = { name, current, min: s.min, max: s.max, desired, dependsOn: s.depends_on, level, settled: svcSettled, instances }
         if (s.balancer) st.urls = instances.filter(i => i.state === 'ONLINE' && i.ip && i.port).map(i => `http://${i.ip}:${i.port}/`)
+        const policy = targetPolicy(s)
+        if (policy) {
+          const values = recs.filter(rec => rec.phase === 'run').map(rec => {
+            const r = reportOf(rec)
+            if (r?.state !== 'ONLINE') return undefined
+            return policy.metric === 'load1' ? members.get(rec.node!)?.hb.load1 : r.metric
+          }).filter((v): v is number => v !== undefined)
+          st.scale = { policy: 'target', metric: policy.metric, target: policy.target, reporting: values.length }
+          if (values.length > 0) st.scale.value = values.reduce((a, b) => a + b, 0) / values.length
+        }
         if (doc.phase === 'up' && current < s.min) warnings.push(`${name}: ${current} ONLINE, below its min (${s.min})`)
         for (const i of instances) if (i.state === 'FAIL') warnings.push(`${i.id} on ${i.node}: FAIL${i.error ? `: ${i.error}` : ''}`)
         services.push(st)

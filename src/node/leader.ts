@@ -112,8 +112,14 @@ export class LeaderLoop {
     const invalid = s.next ? checkDoc(s.next) : undefined
     if (invalid) this.deps.logger.error({ invalid }, 'the scheduler produced an invalid document; not proposed (a bug: please report it)')
     else if (s.next) doc = s.next
-    // A note repeated tick after tick ("waiting for db") is logged once.
-    for (const note of s.notes) if (!this.lastNotes.has(note)) this.deps.logger.info({ term: c.currentTerm }, note)
+    // A note repeated tick after tick ("waiting for db") is logged once. An autoscaling decision
+    // is logged with its inputs (metric average, target, instances counted, reason).
+    const scaled = new Map(s.scaled.map(({ note, ...dec }) => [note, dec]))
+    for (const note of s.notes) {
+      const dec = scaled.get(note)
+      if (dec) this.deps.logger.info({ term: c.currentTerm, autoscale: dec }, note)
+      else if (!this.lastNotes.has(note)) this.deps.logger.info({ term: c.currentTerm }, note)
+    }
     this.lastNotes = new Set(s.notes)
     if (waiters.length === 0 && (doc === c.acceptedDoc || JSON.stringify(doc) === JSON.stringify(c.acceptedDoc))) return
     const { term: _t, version: _v, ...content } = doc
