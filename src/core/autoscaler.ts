@@ -4,8 +4,9 @@
 //
 // As EC2 Auto Scaling's target tracking: scale out fast (to ceil(sum / target), several at once),
 // scale in slowly (one at a time, once the metric stayed low for a whole window, and only when one
-// fewer instance would still be at or below target). The bands between make noise harmless: a
-// scale-in can only be followed by a scale-out when the load truly rose by more than the tolerance.
+// fewer instance would still be below target * (1 - hysteresis / 2)). The bands between make noise
+// harmless: with a steady load and each sample within ±(tolerance + hysteresis/2) / (2 + tolerance
+// - hysteresis/2) of it (±12.8 % with the defaults), a scale-in is never undone by a scale-out.
 import type { TargetScaleSpec } from '../spec/schema.js'
 
 /** What the leader remembers per service between ticks (a new leader starts afresh). */
@@ -14,11 +15,17 @@ export interface ScaleMemory {
   lastInAt: number
   /** Since when the metric has been low enough to remove one instance (null: it is not). */
   lowSince: number | null
+  /** The scale-in window is this many times the policy's: raised each time a scale-in is undone. */
+  damping: number
 }
 
 export function newScaleMemory (): ScaleMemory {
-  return { lastOutAt: -Infinity, lastInAt: -Infinity, lowSince: null }
+  return { lastOutAt: -Infinity, lastInAt: -Infinity, lowSince: null, damping: 1 }
 }
+
+/** A scale-out this soon after a scale-in (in windows plus cooldowns) undoes it: a flap. */
+const FLAP_SPAN = 4
+const MAX_DAMPING = 16
 
 export interface AutoscaleInput {
   service: string
@@ -77,22 +84,28 @@ export function autoscale (input: AutoscaleInput): AutoscaleDecision {
     const want = clamp(Math.ceil(sum / p.target))
     if (want <= desired) return decide('hold', desired, want === input.max && desired === input.max ? 'above target, at max' : 'above target; the instances already added are warming up')
     if (now - mem.lastOutAt < p.scale_out_cooldown_ms) return decide('hold', desired, 'above target; in scale-out cooldown')
+    // A noisy metric can undo a scale-in that was right on average: each time, scale-in waits
+    // longer (4x, up to 16x the window), so flaps grow rarer instead of repeating.
+    const undone = mem.lastInAt > mem.lastOutAt && now - mem.lastInAt < FLAP_SPAN * (p.scale_in_window_ms * mem.damping + p.scale_in_cooldown_ms)
+    mem.damping = undone ? Math.min(MAX_DAMPING, mem.damping * 4) : Math.max(1, mem.damping / 4)
     mem.lastOutAt = now
     return decide('out', want, `average ${fmt(average)} above target ${fmt(p.target)} (+${Math.round(p.tolerance * 100)} %)`)
   }
-  // One fewer must stay at or below target, or the scale-in would be undone at once.
-  const canShrink = desired > input.min && average < low && sum / (desired - 1) <= p.target
+  // One fewer must stay clearly below target (by half the hysteresis), or noise on fewer
+  // instances would undo the scale-in: the scale-out band starts at target * (1 + tolerance).
+  const canShrink = desired > input.min && average < low && sum / (desired - 1) <= p.target * (1 - p.hysteresis / 2)
   if (!canShrink) {
     mem.lowSince = null
     return decide('hold', desired, desired <= input.min ? 'at min' : 'within the target band')
   }
   mem.lowSince ??= now
-  if (now - mem.lowSince < p.scale_in_window_ms) return decide('hold', desired, `low for ${fmtS(now - mem.lowSince)} of ${fmtS(p.scale_in_window_ms)}`)
+  const window = p.scale_in_window_ms * mem.damping
+  if (now - mem.lowSince < window) return decide('hold', desired, `low for ${fmtS(now - mem.lowSince)} of ${fmtS(window)}`)
   if (now - Math.max(mem.lastOutAt, mem.lastInAt) < p.scale_in_cooldown_ms) return decide('hold', desired, 'low; in scale-in cooldown')
   mem.lastInAt = now
   // The next removal needs another whole window of low metric.
   mem.lowSince = now
-  return decide('in', desired - 1, `average ${fmt(average)} below ${fmt(low)} for ${fmtS(p.scale_in_window_ms)}; ${desired - 1} instance(s) would be at ${fmt(sum / (desired - 1))}`)
+  return decide('in', desired - 1, `average ${fmt(average)} below ${fmt(low)} for ${fmtS(window)}; ${desired - 1} instance(s) would be at ${fmt(sum / (desired - 1))}`)
 }
 
 /** One log line for a decision that changes the count. */

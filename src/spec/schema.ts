@@ -59,7 +59,7 @@ export const ScaleSchema = z.strictObject({
   target: z.number().positive('target must be above 0').max(1e9).optional(),
   /** Scale out only when the average is above target * (1 + tolerance): noise around target changes nothing. */
   tolerance: z.number().min(0).max(1).default(0.1),
-  /** Scale in only while the average is below target * (1 - hysteresis). */
+  /** Scale in only while the average is below target * (1 - hysteresis), and one fewer instance would be below target * (1 - hysteresis / 2). */
   hysteresis: z.number().min(0.05, 'hysteresis below 0.05 invites flapping').max(0.95).default(0.3),
   /** After a scale-out, no further scale-out for this long (what it added warms up and takes load first). */
   scale_out_cooldown_ms: ms(30_000),
