@@ -1,0 +1,52 @@
+// Autoscaling in the simulator: the real node loop of three nodes, the leader's scheduler deciding
+// from the metric the app instances report (a synthetic load spread over the ONLINE ones, noisy).
+import { describe, expect, it } from 'vitest'
+import { loadSpecText } from '../../src/spec/load.js'
+import { makePlan } from '../../src/sim/plan.js'
+import { Simulation, type DesiredChange } from '../../src/sim/simulation.js'
+
+const SPEC = loadSpecText(`cluster: { min_nodes: 3, max_nodes: 6, max_instances_per_node: 3 }
+services:
+  db: { command: [db], port: 6380, min: 1, max: 1 }
+  app:
+    command: [app]
+    port: 8081
+    depends_on: [db]
+    min: 1
+    max: 4
+    health: { http: { path: /health } }
+    scale: { policy: target, metric: reported, target: 0.6, warmup_ms: 3000, scale_out_cooldown_ms: 5000, scale_in_cooldown_ms: 10000, scale_in_window_ms: 10000 }
+  lb:
+    port: 8080
+    depends_on: [app]
+    balancer: { routes: [{ path: /, service: app }] }
+`, 'autoscale.yaml', '/sim')
+
+/** Low, then a burst that needs 3 instances (1.5 / 0.6 = 2.5), then low again. */
+const load = (t: number): number => t >= 30_000 && t < 90_000 ? 1.5 : 0.2
+
+async function simulate (seed: number): Promise<{ trace: DesiredChange[], violation: unknown }> {
+  const plan = { ...makePlan(seed, { nodes: 3, calm: true }), faultEndMs: 5_000, livenessMs: 175_000 }
+  const sim = new Simulation({ plan, spec: SPEC, load: { service: 'app', at: load, noise: 0.1 }, stopWhenConverged: false })
+  const r = await sim.run()
+  return { trace: sim.desiredTrace.filter(c => c.service === 'app'), violation: r.violation }
+}
+
+describe('simulator: autoscaling', () => {
+  for (const seed of [1, 2, 3]) {
+    it(`a synthetic load takes app from 1 to 3 and back to 1, without flapping (seed ${seed})`, async () => {
+      const { trace, violation } = await simulate(seed)
+      expect(violation).toBeUndefined()
+      const steps = trace.map(c => `${c.from}->${c.to}`)
+      // Out at once to 3 (not 1 -> 2 -> 3), then in one at a time.
+      expect(steps).toEqual(['1->3', '3->2', '2->1'])
+      const [out, in1, in2] = trace
+      expect(out!.at).toBeGreaterThanOrEqual(30_000)
+      expect(out!.at).toBeLessThan(40_000)
+      // Scale-in only after the load dropped and the metric stayed low for the window.
+      expect(in1!.at).toBeGreaterThanOrEqual(90_000 + 10_000)
+      expect(in2!.at - in1!.at).toBeGreaterThanOrEqual(10_000)
+      expect(trace.length).toBeLessThanOrEqual(4)
+    }, 120_000)
+  }
+})
