@@ -4,6 +4,9 @@ import fc from 'fast-check'
 import { createServer, type Server } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
 import { autoscale, describeDecision, newScaleMemory, type AutoscaleDecision } from '../../src/core/autoscaler.js'
+import type { Observed } from '../../src/core/observed.js'
+import { newLeaderMemory, schedule } from '../../src/core/scheduler.js'
+import { emptyDoc, type ClusterDoc } from '../../src/core/types.js'
 import { checkHttp, parseMetric } from '../../src/supervisor/health.js'
 import { loadSpecText } from '../../src/spec/load.js'
 import { ScaleSchema, type TargetScaleSpec } from '../../src/spec/schema.js'
@@ -144,6 +147,42 @@ describe('autoscaler (target tracking)', () => {
     const p = policy()
     const r = run({ p, min: 1, max: 6, start: 2, load: t => (Math.floor(t / 3_000) % 2 === 0 ? 1.9 : 2.3), noise: () => 0, durationMs: 1_800_000 })
     expect(r.actions.length).toBeLessThanOrEqual(1)
+  })
+})
+
+describe('the leader\'s scheduler autoscales', () => {
+  const spec = loadSpecText(`cluster: { min_nodes: 1, max_nodes: 1, max_instances_per_node: 4 }
+services:
+  app: { command: [app], port: 9000, max_per_node: 4, min: 1, max: 4, scale: { policy: target, metric: load1, target: 0.6, warmup_ms: 1000 } }
+`, 's.yaml', '/')
+  const doc = (over: Partial<ClusterDoc> = {}): ClusterDoc => ({
+    ...emptyDoc('t'), term: 1, version: 5, voters: ['vm-1'], nodes: { 'vm-1': { id: 'vm-1', ip: '10.0.0.1', peer: 'vm-1' } }, spec, phase: 'up',
+    desired: { app: 1 }, instances: { 'app-1': { id: 'app-1', service: 'app', node: 'vm-1', slot: 0, phase: 'run' } }, seq: 1, ...over
+  })
+  const obs = (load1: number, state: 'ONLINE' | 'Starting' = 'ONLINE'): Observed => ({
+    nodes: new Map([['vm-1', { id: 'vm-1', status: 'alive', ip: '10.0.0.1', peer: 'vm-1', current: true, committed: { term: 1, version: 5 }, load1, instances: { 'app-1': { state } } }]])
+  })
+
+  it('from the node\'s load average, once the instance is past its warm-up; decisions are notes with their inputs', () => {
+    const mem = newLeaderMemory()
+    expect(schedule({ doc: doc(), obs: obs(1.8, 'Starting'), mem, now: 0, term: 1, self: 'vm-1' }).next).toBeUndefined()
+    expect(schedule({ doc: doc(), obs: obs(1.8), mem, now: 500, term: 1, self: 'vm-1' }).next).toBeUndefined() // ONLINE, warming up
+    const s = schedule({ doc: doc(), obs: obs(1.8), mem, now: 1_600, term: 1, self: 'vm-1' })
+    expect(s.next?.desired.app).toBe(3)
+    expect(Object.values(s.next!.instances).filter(i => i.service === 'app' && i.node === 'vm-1')).toHaveLength(3)
+    expect(s.scaled).toEqual([expect.objectContaining({ action: 'out', from: 1, to: 3, metric: 'load1', average: 1.8, target: 0.6, instances: 1, excluded: 0 })])
+    expect(s.notes).toContain(s.scaled[0]!.note)
+  })
+
+  it('not while the cluster is down, and not for a fixed service', () => {
+    const mem = newLeaderMemory()
+    schedule({ doc: doc({ phase: 'down' }), obs: obs(5), mem, now: 0, term: 1, self: 'vm-1' })
+    const s = schedule({ doc: doc({ phase: 'down' }), obs: obs(5), mem, now: 5_000, term: 1, self: 'vm-1' })
+    expect(s.scaled).toEqual([])
+    const fixed = structuredClone(spec)
+    delete fixed.services.app!.scale
+    schedule({ doc: doc({ spec: fixed }), obs: obs(5), mem, now: 6_000, term: 1, self: 'vm-1' })
+    expect(schedule({ doc: doc({ spec: fixed }), obs: obs(5), mem, now: 9_000, term: 1, self: 'vm-1' }).next).toBeUndefined()
   })
 })
 
