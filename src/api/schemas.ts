@@ -56,7 +56,8 @@ const InstanceStatus = z.object({
   view: z.number().int().optional(),
   deps: z.record(z.string(), z.array(z.string())).optional(),
   rerenders: z.number().int().optional(),
-  onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string(), output: z.string().optional(), note: z.string().optional() }).optional()
+  onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string(), output: z.string().optional(), note: z.string().optional() }).optional(),
+  metric: z.number().optional()
 })
 
 export const StatusAnswer = z.object({

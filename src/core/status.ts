@@ -25,6 +25,8 @@ export interface InstanceStatus {
   deps?: Record<string, string[]>
   rerenders?: number
   onChange?: InstanceReport['onChange']
+  /** Its autoscaling metric, as last reported. */
+  metric?: number
 }
 
 export interface ServiceStatus {
@@ -137,7 +139,8 @@ export function buildStatus (input: StatusInput): StatusReport {
             ...(r?.view !== undefined ? { view: r.view } : {}),
             ...(r?.deps && Object.keys(r.deps).length > 0 ? { deps: r.deps } : {}),
             ...(r?.rerenders !== undefined ? { rerenders: r.rerenders } : {}),
-            ...(r?.onChange ? { onChange: r.onChange } : {})
+            ...(r?.onChange ? { onChange: r.onChange } : {}),
+            ...(r?.metric !== undefined && r.state === 'ONLINE' ? { metric: r.metric } : {})
           }
         })
         const desired = doc.phase === 'up' ? (doc.desired[name] ?? 0) : 0
@@ -158,6 +161,7 @@ export function buildStatus (input: StatusInput): StatusReport {
           }).filter((v): v is number => v !== undefined)
           st.scale = { policy: 'target', metric: policy.metric, target: policy.target, reporting: values.length }
           if (values.length > 0) st.scale.value = values.reduce((a, b) => a + b, 0) / values.length
+          else if (policy.metric === 'reported' && current > 0) warnings.push(`${name}: autoscaling on a reported metric, but no ONLINE instance reports one (its health answer must be {"metric": <number>})`)
         }
         if (doc.phase === 'up' && current < s.min) warnings.push(`${name}: ${current} ONLINE, below its min (${s.min})`)
         for (const i of instances) if (i.state === 'FAIL') warnings.push(`${i.id} on ${i.node}: FAIL${i.error ? `: ${i.error}` : ''}`)

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { StatusAnswer } from '../../src/api/schemas.js'
 import { Client } from '../../src/cli/client.js'
 import type { StatusReport } from '../../src/core/status.js'
 import { ROOT, startCluster, type TestCluster } from '../helpers/cluster.js'
@@ -83,10 +84,15 @@ describe('autoscaling (real processes)', () => {
     expect(app(s).scale!.value).toBeCloseTo(0.2, 5)
     const text = await c!.cli('status')
     expect(text.stdout).toMatch(/autoscale: target reported 0\.6, now 0\.2 avg over 1/)
+    expect(text.stdout).toMatch(/app-\d+ .*ONLINE.*metric 0\.2/)
 
     setLoad(1.5) // 1.5 / 0.6 = 2.5: three instances
     // Every instance's metric settles at the load spread over three.
     s = await watch(trace, x => steady(3)(x) && Math.abs(app(x).scale!.value! - 0.5) < 1e-6, 30_000)
+    // GET /v1/status answers as documented (zod drops undocumented fields: nothing may be dropped).
+    const json: unknown = await (await fetch(`${c!.first}/v1/status`)).json()
+    expect(StatusAnswer.parse(json)).toEqual(json)
+    expect((json as StatusReport).services[0]!.instances.map(i => i.metric)).toEqual([0.5, 0.5, 0.5])
     setLoad(0.2)
     await watch(trace, steady(1), 45_000)
     // Hold steady a little: nothing more happens at a low load at min.

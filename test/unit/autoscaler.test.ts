@@ -6,6 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { autoscale, describeDecision, newScaleMemory, type AutoscaleDecision } from '../../src/core/autoscaler.js'
 import type { Observed } from '../../src/core/observed.js'
 import { newLeaderMemory, schedule } from '../../src/core/scheduler.js'
+import { buildStatus } from '../../src/core/status.js'
+import { formatStatus } from '../../src/cli/format.js'
 import { emptyDoc, type ClusterDoc } from '../../src/core/types.js'
 import { checkHttp, parseMetric } from '../../src/supervisor/health.js'
 import { loadSpecText } from '../../src/spec/load.js'
@@ -183,6 +185,37 @@ services:
     delete fixed.services.app!.scale
     schedule({ doc: doc({ spec: fixed }), obs: obs(5), mem, now: 6_000, term: 1, self: 'vm-1' })
     expect(schedule({ doc: doc({ spec: fixed }), obs: obs(5), mem, now: 9_000, term: 1, self: 'vm-1' }).next).toBeUndefined()
+  })
+})
+
+describe('status of an autoscaled service', () => {
+  const spec = loadSpecText(`cluster: { min_nodes: 1 }
+services:
+  app: { command: [app], port: 9000, max_per_node: 2, max: 3, health: { http: { path: /h } }, scale: { policy: target, metric: reported, target: 0.6 } }
+`, 's.yaml', '/')
+  const doc: ClusterDoc = { ...emptyDoc('t'), term: 1, version: 5, voters: ['vm-1'], nodes: { 'vm-1': { id: 'vm-1', ip: '10.0.0.1', peer: 'vm-1' } }, spec, phase: 'up', desired: { app: 2 },
+    instances: { 'app-1': { id: 'app-1', service: 'app', node: 'vm-1', slot: 0, phase: 'run' }, 'app-2': { id: 'app-2', service: 'app', node: 'vm-1', slot: 1, phase: 'run' } }, seq: 2 }
+  const status = (metrics: Array<number | undefined>) => {
+    const instances = Object.fromEntries(metrics.map((m, i) => [`app-${i + 1}`, { state: 'ONLINE' as const, ...(m !== undefined ? { metric: m } : {}) }]))
+    const hb = { node: 'vm-1', peer: 'vm-1', incarnation: 1, seq: 1, ip: '10.0.0.1', mesh: '', api: '', load1: 0, term: 1, leader: 'vm-1', accepted: null, committed: null, joining: false, bootstrapExpect: 1, instances }
+    const members = new Map([['vm-1', { id: 'vm-1', status: 'alive' as const, incarnation: 1, seq: 1, rev: 1, heardAt: 0, since: 0, hb }]])
+    return buildStatus({ doc, members, self: 'vm-1', leader: 'vm-1', term: 1, now: 0, cluster: 't' })
+  }
+
+  it('shows the policy, the metric now and each instance\'s value', () => {
+    const s = status([0.5, 0.7])
+    expect(s.services[0]!.scale).toEqual({ policy: 'target', metric: 'reported', target: 0.6, value: 0.6, reporting: 2 })
+    expect(s.services[0]!.instances.map(i => i.metric)).toEqual([0.5, 0.7])
+    expect(s.warnings).toEqual([])
+    const text = formatStatus(s)
+    expect(text).toContain('autoscale: target reported 0.6, now 0.6 avg over 2')
+    expect(text).toMatch(/app-1 .*metric 0\.5/)
+  })
+
+  it('warns when no instance reports the metric', () => {
+    const s = status([undefined, undefined])
+    expect(s.services[0]!.scale).toEqual({ policy: 'target', metric: 'reported', target: 0.6, reporting: 0 })
+    expect(s.warnings.join()).toContain('no ONLINE instance reports one')
   })
 })
 

@@ -49,4 +49,18 @@ describe('simulator: autoscaling', () => {
       expect(trace.length).toBeLessThanOrEqual(4)
     }, 120_000)
   }
+
+  it('with faults and operator commands (partitions, crashes, lost VMs; seeds 100-109): every invariant holds, and app ends back at 1', async () => {
+    for (let seed = 100; seed < 110; seed++) {
+      const plan = makePlan(seed)
+      // High from 20 s until 30 s after the faults end (so operator counts are overridden), then low.
+      const at = (t: number): number => t >= 20_000 && t < plan.faultEndMs + 30_000 ? 1.5 : 0.2
+      const sim = new Simulation({ plan: { ...plan, livenessMs: 120_000 }, spec: SPEC, load: { service: 'app', at, noise: 0.1 }, stopWhenConverged: false })
+      const r = await sim.run()
+      expect(r.violation, `seed ${seed}`).toBeUndefined()
+      const trace = sim.desiredTrace.filter(c => c.service === 'app')
+      expect(trace.at(-1)?.to, `seed ${seed}`).toBe(1)
+      expect(Math.max(...trace.map(c => c.to)), `seed ${seed}`).toBeLessThanOrEqual(4)
+    }
+  }, 120_000)
 })
