@@ -50,6 +50,21 @@ describe('simulator: autoscaling', () => {
     }, 120_000)
   }
 
+  it('a steady load with a noisy metric (±30 % per sample) for 10 simulated minutes: no flapping', async () => {
+    for (const [seed, level] of [[4, 0.55], [5, 0.7], [6, 1.25], [7, 1.7], [8, 2.2]] as const) {
+      const plan = { ...makePlan(seed, { nodes: 3, calm: true }), faultEndMs: 5_000, livenessMs: 600_000 }
+      const sim = new Simulation({ plan, spec: SPEC, load: { service: 'app', at: () => level, noise: 0.3 }, stopWhenConverged: false })
+      const r = await sim.run()
+      expect(r.violation, `load ${level}`).toBeUndefined()
+      const trace = sim.desiredTrace.filter(c => c.service === 'app')
+      // Up to what the load needs (a noisy first sample may take two steps), then nothing.
+      const shown = trace.map(c => `${c.from}->${c.to}@${Math.round(c.at / 1000)}s`).join(' ')
+      expect(trace.length, `load ${level}: ${shown}`).toBeLessThanOrEqual(2)
+      expect(trace.every(c => c.to > c.from), `load ${level}: ${shown}`).toBe(true)
+      expect(trace.every(c => c.at < 60_000), `load ${level}: ${shown}`).toBe(true)
+    }
+  }, 120_000)
+
   it('with faults and operator commands (partitions, crashes, lost VMs; seeds 100-109): every invariant holds, and app ends back at 1', async () => {
     for (let seed = 100; seed < 110; seed++) {
       const plan = makePlan(seed)
