@@ -56,7 +56,8 @@ const InstanceStatus = z.object({
   view: z.number().int().optional(),
   deps: z.record(z.string(), z.array(z.string())).optional(),
   rerenders: z.number().int().optional(),
-  onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string(), output: z.string().optional(), note: z.string().optional() }).optional()
+  onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string(), output: z.string().optional(), note: z.string().optional() }).optional(),
+  metric: z.number().optional()
 })
 
 export const StatusAnswer = z.object({
@@ -79,7 +80,14 @@ export const StatusAnswer = z.object({
     level: z.number().int(),
     settled: z.boolean(),
     instances: z.array(InstanceStatus),
-    urls: z.array(z.string()).optional()
+    urls: z.array(z.string()).optional(),
+    scale: z.object({
+      policy: z.literal('target'),
+      metric: z.enum(['load1', 'reported']),
+      target: z.number(),
+      value: z.number().optional(),
+      reporting: z.number().int()
+    }).optional()
   })),
   nodes: z.array(z.object({
     id: NodeId,

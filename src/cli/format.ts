@@ -12,9 +12,13 @@ export function formatStatus (s: StatusReport, color = false): string {
     const target = svc.desired !== svc.current ? ` -> ${svc.desired}` : ''
     const urls = svc.urls?.length ? `  ${svc.urls.join(' ')}` : ''
     lines.push(`  ${svc.name} <${svc.current} ${svc.min} ${svc.max}>${target}${urls}`)
+    if (svc.scale) {
+      const now = svc.scale.value === undefined ? 'no value yet' : `now ${Number(svc.scale.value.toPrecision(3))} avg over ${svc.scale.reporting}`
+      lines.push(`    autoscale: target ${svc.scale.metric} ${svc.scale.target}, ${now}`)
+    }
     for (const i of svc.instances) {
       const where = i.node ? `${i.node} ${i.ip ?? ''}${i.port ? `:${i.port}` : ''}` : '(waiting for a node)'
-      const extra = [i.migratingTo ? `migrating to ${i.migratingTo}` : '', i.replaces ? `replaces ${i.replaces}` : '', i.volume ? `volume ${i.volume}` : '', i.error ?? ''].filter(Boolean).join(', ')
+      const extra = [i.migratingTo ? `migrating to ${i.migratingTo}` : '', i.replaces ? `replaces ${i.replaces}` : '', i.volume ? `volume ${i.volume}` : '', i.metric !== undefined ? `metric ${Number(i.metric.toPrecision(3))}` : '', i.error ?? ''].filter(Boolean).join(', ')
       lines.push(`    ${i.id.padEnd(10)} ${stateColor(i.state.padEnd(9))} ${where}${extra ? `  (${extra})` : ''}`)
       // What it was told of its dependencies, and how its last on_change went.
       if (i.deps) {

@@ -1,7 +1,7 @@
 // Operator commands and cloud results, applied by the leader to the cluster document. Pure.
 // A command that cannot apply returns an error and changes nothing.
 import { checkSpec } from '../spec/load.js'
-import type { Spec } from '../spec/schema.js'
+import { targetPolicy, type Spec } from '../spec/schema.js'
 import type { Observed } from './observed.js'
 import { own } from './keys.js'
 import { startMigration } from './migration.js'
@@ -44,7 +44,7 @@ export function applyCommand (doc: ClusterDoc, cmd: Command, obs: Observed): Com
       const cur = own(d.desired, cmd.service) ?? 0
       if (cur >= s.max) return err('AT_MAX', `${cmd.service} is at its max (${s.max} instance${s.max === 1 ? '' : 's'}); nothing changed. Raise max in the spec to go further.`)
       d.desired[cmd.service] = cur + 1
-      return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cur + 1} instances` }
+      return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cur + 1} instances${s.autoscaled}` }
     }
     case 'scale': {
       const s = serviceOf(d, cmd.service)
@@ -54,7 +54,7 @@ export function applyCommand (doc: ClusterDoc, cmd: Command, obs: Observed): Com
       }
       const cur = own(d.desired, cmd.service) ?? 0
       d.desired[cmd.service] = cmd.count
-      return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cmd.count} instances` }
+      return { ok: true, doc: d, message: `${cmd.service}: ${cur} -> ${cmd.count} instances${s.autoscaled}` }
     }
     case 'migrate': return migrate(d, cmd.instance, cmd.to, obs)
     case 'launch-result': {
@@ -105,12 +105,18 @@ function launch (d: ClusterDoc, spec: Spec | undefined): CommandResult {
   return { ok: true, doc: d, message: `launching ${Object.keys(desired).length} services` }
 }
 
-function serviceOf (d: ClusterDoc, name: string): { ok: true, min: number, max: number } | CommandErr {
+/**
+ * An operator may set the count of an autoscaled service too (within min..max): it applies at once,
+ * and the policy may move it again on its next decision. `autoscaled` says so in the answer.
+ */
+function serviceOf (d: ClusterDoc, name: string): { ok: true, min: number, max: number, autoscaled: string } | CommandErr {
   if (!d.spec) return err('NO_SPEC', 'the cluster was never launched; run launch_cluster first')
   if (d.phase !== 'up') return err('CONFLICT', `the cluster is ${d.phase === 'down' ? 'shut down' : 'not launched'}; run launch_cluster first`)
   const s = own(d.spec.services, name)
   if (!s) return err('NOT_FOUND', `no service "${name}"; services: ${Object.keys(d.spec.services).sort().join(', ')}`)
-  return { ok: true, min: s.min, max: s.max }
+  const p = targetPolicy(s)
+  const autoscaled = p ? ` (${name} autoscales on ${p.metric} toward ${p.target}: the policy may change this count again)` : ''
+  return { ok: true, min: s.min, max: s.max, autoscaled }
 }
 
 function migrate (d: ClusterDoc, id: string, to: NodeId | undefined, obs: Observed): CommandResult {

@@ -16,6 +16,8 @@ export interface ObservedNode {
   launch?: string
   /** Lost its persisted state (it must leave the voters, then come back). */
   amnesic?: boolean
+  /** Its 1-minute load average (autoscaling's load1 metric), from its last heartbeat. */
+  load1?: number
   /** It is going away (spot interruption, maintenance): why. */
   draining?: string
   instances: Record<InstanceId, InstanceReport>

@@ -4,7 +4,8 @@
 // VM, move a volume); nodes and the cloud executor act on them once the document is committed.
 // So a leader that dies mid-way leaves nothing half-done that the next leader cannot see.
 import { dependencyLevels, dependentsOf } from '../spec/graph.js'
-import type { Spec } from '../spec/schema.js'
+import { targetPolicy, type Spec } from '../spec/schema.js'
+import { autoscale, describeDecision, newScaleMemory, type AutoscaleDecision, type ScaleMemory } from './autoscaler.js'
 import { isLive, reportedState, type Observed } from './observed.js'
 import { startMigration } from './migration.js'
 import { pickRoom, zoneFor } from './placement.js'
@@ -46,10 +47,14 @@ export interface LeaderMemory {
   launchedSince: Map<string, number>
   /** When this leader first saw each node dead. */
   deadSince: Map<string, number>
+  /** Autoscaling: per service, its last actions and since when its metric is low. */
+  scale: Map<string, ScaleMemory>
+  /** When this leader first saw each instance ONLINE (warm-up is counted from then). */
+  onlineSince: Map<string, number>
 }
 
 export function newLeaderMemory (): LeaderMemory {
-  return { drainSince: new Map(), lastLaunchFailure: -Infinity, launchedSince: new Map(), deadSince: new Map() }
+  return { drainSince: new Map(), lastLaunchFailure: -Infinity, launchedSince: new Map(), deadSince: new Map(), scale: new Map(), onlineSince: new Map() }
 }
 
 export interface ScheduleInput {
@@ -68,6 +73,8 @@ export interface ScheduleResult {
   next?: ClusterDoc
   /** Why: one line per decision, for the log and the event history. */
   notes: string[]
+  /** Autoscaling decisions that changed a desired count, with their inputs (each also a note). */
+  scaled: Array<AutoscaleDecision & { note: string }>
 }
 
 type Draft = ClusterDoc
@@ -77,12 +84,14 @@ export function schedule (input: ScheduleInput): ScheduleResult {
   const cfg = input.cfg ?? DEFAULT_SCHEDULER
   const d: Draft = structuredClone(doc)
   const notes: string[] = []
-  const ctx = { d, obs, mem, now, term, self, cfg, notes, votersChanged: false }
+  const scaled: ScheduleResult['scaled'] = []
+  const ctx = { d, obs, mem, now, term, self, cfg, notes, scaled, votersChanged: false }
 
   admitNodes(ctx)
   handleDeadNodes(ctx)
   drainLeavingNodes(ctx)
   if (d.spec && d.phase === 'up') {
+    autoscaleServices(ctx, d.spec)
     bringUp(ctx, d.spec)
     ensureNodes(ctx, d.spec)
   } else if (d.spec && d.phase === 'down') {
@@ -96,7 +105,7 @@ export function schedule (input: ScheduleInput): ScheduleResult {
   finishTerminations(ctx)
 
   const changed = JSON.stringify(d) !== JSON.stringify(doc)
-  return changed ? { next: d, notes } : { notes }
+  return changed ? { next: d, notes, scaled } : { notes, scaled }
 }
 
 interface Ctx {
@@ -108,6 +117,7 @@ interface Ctx {
   self: NodeId
   cfg: SchedulerConfig
   notes: string[]
+  scaled: ScheduleResult['scaled']
   votersChanged: boolean
 }
 
@@ -292,6 +302,40 @@ function adjustVoters (ctx: Ctx): void {
 }
 
 // ---- services ----
+
+/**
+ * Services with a `target` scale policy: their desired count follows the metric (see autoscaler.ts).
+ * Only warm instances count: ONLINE, for at least warmup_ms by this leader's clock (a new leader
+ * waits a warm-up before its first decision), and not the old half of a migration.
+ */
+function autoscaleServices (ctx: Ctx, spec: Spec): void {
+  const { d, obs, mem, now } = ctx
+  for (const id of [...mem.onlineSince.keys()]) if (!d.instances[id]) mem.onlineSince.delete(id)
+  for (const [service, s] of Object.entries(spec.services)) {
+    const policy = targetPolicy(s)
+    if (!policy) { mem.scale.delete(service); continue }
+    const samples: number[] = []
+    let excluded = 0
+    for (const inst of Object.values(d.instances)) {
+      if (inst.service !== service || inst.phase !== 'run' || inst.migratingTo) continue
+      const r = reportedState(obs, inst.node, inst.id)
+      if (r?.state !== 'ONLINE') { mem.onlineSince.delete(inst.id); excluded++; continue }
+      const since = mem.onlineSince.get(inst.id) ?? now
+      mem.onlineSince.set(inst.id, since)
+      const value = policy.metric === 'load1' ? obs.nodes.get(inst.node!)?.load1 : r.metric
+      if (now - since < policy.warmup_ms || value === undefined) { excluded++; continue }
+      samples.push(value)
+    }
+    let m = mem.scale.get(service)
+    if (!m) mem.scale.set(service, m = newScaleMemory())
+    const dec = autoscale({ service, policy, min: s.min, max: s.max, desired: d.desired[service] ?? s.min, samples, excluded, now, mem: m })
+    if (dec.to === dec.from) continue
+    d.desired[service] = dec.to
+    const note = describeDecision(dec)
+    ctx.notes.push(note)
+    ctx.scaled.push({ ...dec, note })
+  }
+}
 
 function bringUp (ctx: Ctx, spec: Spec): void {
   const { d, obs } = ctx

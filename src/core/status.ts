@@ -1,5 +1,6 @@
 // The status report every node answers with (GET /v1/status, `wakame status`). Pure.
 import { dependencyLevels } from '../spec/graph.js'
+import { targetPolicy } from '../spec/schema.js'
 import type { Member } from './membership.js'
 import { portOf } from './placement.js'
 import { VIEW_DEAD_GRACE_MS } from './scheduler.js'
@@ -24,6 +25,8 @@ export interface InstanceStatus {
   deps?: Record<string, string[]>
   rerenders?: number
   onChange?: InstanceReport['onChange']
+  /** Its autoscaling metric, as last reported. */
+  metric?: number
 }
 
 export interface ServiceStatus {
@@ -39,6 +42,18 @@ export interface ServiceStatus {
   instances: InstanceStatus[]
   /** For a balancer: where to send requests. */
   urls?: string[]
+  /** For an autoscaled service (policy target): what it tracks and the value now, as this node hears it. */
+  scale?: ScaleStatus
+}
+
+export interface ScaleStatus {
+  policy: 'target'
+  metric: 'load1' | 'reported'
+  target: number
+  /** Average over its ONLINE instances now (warm-up not left out), when any reports one. */
+  value?: number
+  /** Instances that value averages. */
+  reporting: number
 }
 
 export interface NodeStatus {
@@ -124,7 +139,8 @@ export function buildStatus (input: StatusInput): StatusReport {
             ...(r?.view !== undefined ? { view: r.view } : {}),
             ...(r?.deps && Object.keys(r.deps).length > 0 ? { deps: r.deps } : {}),
             ...(r?.rerenders !== undefined ? { rerenders: r.rerenders } : {}),
-            ...(r?.onChange ? { onChange: r.onChange } : {})
+            ...(r?.onChange ? { onChange: r.onChange } : {}),
+            ...(r?.metric !== undefined && r.state === 'ONLINE' ? { metric: r.metric } : {})
           }
         })
         const desired = doc.phase === 'up' ? (doc.desired[name] ?? 0) : 0
@@ -136,6 +152,17 @@ export function buildStatus (input: StatusInput): StatusReport {
         if (!svcSettled) settled = false
         const st: ServiceStatus = { name, current, min: s.min, max: s.max, desired, dependsOn: s.depends_on, level, settled: svcSettled, instances }
         if (s.balancer) st.urls = instances.filter(i => i.state === 'ONLINE' && i.ip && i.port).map(i => `http://${i.ip}:${i.port}/`)
+        const policy = targetPolicy(s)
+        if (policy) {
+          const values = recs.filter(rec => rec.phase === 'run').map(rec => {
+            const r = reportOf(rec)
+            if (r?.state !== 'ONLINE') return undefined
+            return policy.metric === 'load1' ? members.get(rec.node!)?.hb.load1 : r.metric
+          }).filter((v): v is number => v !== undefined)
+          st.scale = { policy: 'target', metric: policy.metric, target: policy.target, reporting: values.length }
+          if (values.length > 0) st.scale.value = values.reduce((a, b) => a + b, 0) / values.length
+          else if (policy.metric === 'reported' && current > 0) warnings.push(`${name}: autoscaling on a reported metric, but no ONLINE instance reports one (its health answer must be {"metric": <number>})`)
+        }
         if (doc.phase === 'up' && current < s.min) warnings.push(`${name}: ${current} ONLINE, below its min (${s.min})`)
         for (const i of instances) if (i.state === 'FAIL') warnings.push(`${i.id} on ${i.node}: FAIL${i.error ? `: ${i.error}` : ''}`)
         services.push(st)

@@ -181,6 +181,8 @@ export interface InstanceReport {
   onChange?: { action: 'reload' | 'restart' | 'none', ok: boolean, at: string, output?: string, note?: string }
   /** Last error (FAIL). */
   error?: string
+  /** Its autoscaling metric, from its last healthy HTTP health answer `{"metric": n}` (ONLINE only). */
+  metric?: number
 }
 
 /** A node's heartbeat, as the core sees it (the mesh adds signatures and sizes). */

@@ -24,7 +24,8 @@ const InstanceReportSchema = z.object({
   deps: z.record(z.string().max(64), z.array(z.string().max(80)).max(256)).optional(),
   rerenders: count.optional(),
   onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string().max(40), output: z.string().max(2000).optional(), note: z.string().max(200).optional() }).optional(),
-  error: z.string().max(2000).optional()
+  error: z.string().max(2000).optional(),
+  metric: z.number().min(-1e12).max(1e12).optional()
 })
 
 export const HeartbeatSchema = z.object({

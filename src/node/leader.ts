@@ -133,10 +133,13 @@ export class LeaderLoop {
     const invalid = s.next ? checkDoc(s.next) : undefined
     if (invalid) this.deps.logger.error({ invalid }, 'the scheduler produced an invalid document; not proposed (a bug: please report it)')
     else if (s.next) doc = s.next
-    // A note repeated tick after tick ("waiting for db") is logged once.
+    // A note repeated tick after tick ("waiting for db") is logged once. An autoscaling decision
+    // is logged with its inputs (metric average, target, instances counted, reason).
+    const scaled = new Map(s.scaled.map(({ note, ...dec }) => [note, dec]))
     for (const note of s.notes) {
-      if (this.lastNotes.has(note)) continue
-      this.deps.logger.info({ term: c.currentTerm }, note)
+      const dec = scaled.get(note)
+      if (!dec && this.lastNotes.has(note)) continue
+      this.deps.logger.info({ term: c.currentTerm, ...(dec ? { autoscale: dec } : {}) }, note)
       this.record(now, 'decision', noteSubject(note), note)
     }
     this.lastNotes = new Set(s.notes)

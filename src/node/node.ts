@@ -261,9 +261,10 @@ export class NodeCore {
     const instances = this.ports.localReports()
     const mounts = this.ports.mounts?.()
     const draining = this.ports.draining?.()
-    // The revision changes with anything a receiver acts on (not seq, load or the lease counter).
+    // The revision changes with anything a receiver acts on (not seq, load, autoscaling metrics or
+    // the lease counter: those are read from the latest heartbeat, whatever its revision).
     const { ackLeaderSeq: _a, ...meaning } = fields
-    const key = JSON.stringify([meaning, instances, mounts, draining])
+    const key = JSON.stringify([meaning, withoutMetrics(instances), mounts, draining])
     if (key !== this.lastContent) { this.lastContent = key; this.rev++ }
     return {
       node: m.id,
@@ -330,6 +331,7 @@ export class NodeCore {
         ...(m.hb.launch ? { launch: m.hb.launch } : {}),
         ...(m.hb.amnesic ? { amnesic: true } : {}),
         ...(m.hb.draining ? { draining: m.hb.draining } : {}),
+        load1: m.hb.load1,
         instances: m.hb.instances
       })
     }
@@ -341,6 +343,17 @@ export class NodeCore {
     }
     return { nodes }
   }
+}
+
+function withoutMetrics (instances: Record<string, InstanceReport>): Record<string, InstanceReport> {
+  let out: Record<string, InstanceReport> | undefined
+  for (const [id, r] of Object.entries(instances)) {
+    if (r.metric === undefined) continue
+    out ??= { ...instances }
+    const { metric: _m, ...rest } = r
+    out[id] = rest
+  }
+  return out ?? instances
 }
 
 /** Whether two heartbeats report the same instances (called for every heartbeat: kept cheap). */

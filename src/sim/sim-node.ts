@@ -45,6 +45,8 @@ export interface SimNodeHost {
   statefulStarted: (node: SimNode, inst: SimInstance) => void
   /** Local (daemon) clock of this node: simulated time scaled by its drift. */
   clock: (node: SimNode) => number
+  /** The autoscaling metric an instance reports now, if any (a synthetic load). */
+  metric?: (inst: SimInstance) => number | undefined
   /** A logger for a node (debugging a seed), or undefined for silence. */
   logger?: (id: string) => Logger | undefined
 }
@@ -143,7 +145,10 @@ export class SimNode {
 
   reports (): Record<string, InstanceReport> {
     const out: Record<string, InstanceReport> = {}
-    for (const i of this.instances.values()) out[i.id] = { state: i.state, ...(i.view !== undefined ? { view: i.view } : {}) }
+    for (const i of this.instances.values()) {
+      const metric = this.host.metric?.(i)
+      out[i.id] = { state: i.state, ...(i.view !== undefined ? { view: i.view } : {}), ...(metric !== undefined ? { metric } : {}) }
+    }
     return out
   }
 

@@ -59,7 +59,17 @@ export interface SimOptions {
   check?: boolean
   /** Node ids whose logs to print (with simulated time), to debug a seed. */
   log?: string[]
+  /** Run this spec instead of the example web cluster (e.g. one with an autoscaled service). */
+  spec?: Spec
+  /**
+   * A synthetic load on a service: its ONLINE instances report `at(t) / (ONLINE instances)` as
+   * their metric (the load spread over them), each sample off by up to ±noise (a fraction).
+   */
+  load?: { service: string, at: (t: number) => number, noise?: number }
 }
+
+/** A change of a service's desired count in a document the leader proposed. */
+export interface DesiredChange { at: number, service: string, from: number, to: number }
 
 export class Simulation {
   now = 0
@@ -81,6 +91,10 @@ export class Simulation {
   private flushNeeded = false
   private healedAt: number
   private convergedAt?: number
+  private readonly metricRng: Rng
+  private readonly lastDesired = new Map<string, number>()
+  /** Every change of a desired count the leaders proposed, in order. */
+  readonly desiredTrace: DesiredChange[] = []
 
   constructor (private readonly opts: SimOptions) {
     this.plan = opts.plan
@@ -90,7 +104,7 @@ export class Simulation {
     this.faultRng = root.fork()
     this.checkers = opts.checkers ?? allCheckers()
     this.healedAt = opts.plan.faultEndMs
-    this.spec = simSpec(opts.plan)
+    this.spec = opts.spec ?? simSpec(opts.plan)
     this.cloud = new SimCloud(root.fork(), opts.plan.cloud, {
       now: () => this.now,
       schedule: (d, run) => this.at(this.now + d, () => { run(); this.flushNeeded = true }),
@@ -99,6 +113,8 @@ export class Simulation {
       called: (call) => this.cloudCalled(call)
     })
     this.cloud.ignoreTokens = opts.mutation === 'fresh-token-per-attempt'
+    // Forked last: runs without a synthetic load draw exactly what they drew before.
+    this.metricRng = root.fork()
   }
 
   // ---- running ----
@@ -166,6 +182,7 @@ export class Simulation {
       provider: this.cloud.providerFor(vm.id),
       statefulStarted: (node: SimNode, inst: SimInstance) => this.statefulStarted(node, inst),
       clock: (n: SimNode) => this.clock(n),
+      metric: (inst: SimInstance) => this.metric(inst),
       logger: (id: string) => this.opts.log?.includes(id) ? logFor(id, () => this.now) : undefined
     }
     const drift = this.rng.range(-this.plan.maxDrift, this.plan.maxDrift)
@@ -285,8 +302,23 @@ export class Simulation {
 
   // ---- acts ----
 
+  /** The synthetic load's share of one ONLINE instance, with noise. */
+  private metric (inst: SimInstance): number | undefined {
+    const l = this.opts.load
+    if (!l || l.service !== inst.service || inst.state !== 'ONLINE') return undefined
+    let online = 0
+    for (const n of this.nodes.values()) if (n.running) for (const i of n.instances.values()) if (i.service === l.service && i.state === 'ONLINE') online++
+    const noise = l.noise ?? 0
+    return (l.at(this.now) / Math.max(1, online)) * (1 + noise * (2 * this.metricRng.next() - 1))
+  }
+
   private proposed (from: SimNode, version: number, term: number, mayAct: boolean): void {
     if (this.opts.mutation === 'forget-desired') this.mutateForget(from)
+    for (const [service, n] of Object.entries(from.core.consensus.acceptedDoc?.desired ?? {})) {
+      const was = this.lastDesired.get(service)
+      if (was !== undefined && was !== n) this.desiredTrace.push({ at: this.now, service, from: was, to: n })
+      this.lastDesired.set(service, n)
+    }
     // mayAct: the node's own canAct() right before it proposed (a voter change in the proposal
     // itself may suspend the lease until the new voters acknowledge).
     // The voters it acted under: the committed set (one proposal is in flight at a time).
@@ -396,8 +428,10 @@ export class Simulation {
       if (!countsService) return
       const doc = leader.core.consensus.committed
       if (r.ok && doc && doc.version === r.version) {
-        if (cmd.type === 'launch') for (const [s, n] of Object.entries(doc.desired)) this.acks.push({ service: s, version: r.version, desired: n })
-        else this.acks.push({ service, version: r.version, desired: doc.desired[service]! })
+        // An autoscaled service's count is the policy's to change: nothing to keep.
+        const kept = (s: string, n: number): number | 'uncertain' => this.spec.services[s]?.scale?.policy === 'target' ? 'uncertain' : n
+        if (cmd.type === 'launch') for (const [s, n] of Object.entries(doc.desired)) this.acks.push({ service: s, version: r.version, desired: kept(s, n) })
+        else this.acks.push({ service, version: r.version, desired: kept(service, doc.desired[service]!) })
       } else if (!r.ok && (r.code === 'TIMEOUT' || r.code === 'NOT_LEADER')) {
         // It may or may not apply later: stop expecting a value until the next acknowledged one.
         const services = cmd.type === 'launch' ? Object.keys(this.spec.services) : [service]

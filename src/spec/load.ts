@@ -69,6 +69,11 @@ export function checkSpec (spec: Pick<Spec, 'cluster' | 'services'>): PathProble
     })
     if (s.address && s.max > 1) problems.push({ path: at('max'), message: 'a service with an address runs as a single instance (max 1)' })
     if (s.volume && s.max > 1) problems.push({ path: at('max'), message: 'a service with a volume runs as a single instance (max 1)' })
+    if (s.scale?.policy === 'target') {
+      if (s.max <= s.min) problems.push({ path: at('max'), message: `autoscaling (policy target) needs room to scale: max (${s.max}) must be above min (${s.min})` })
+      if (s.scale.metric === 'reported' && !s.health?.http) problems.push({ path: at('scale', 'metric'), message: 'metric reported is read from the HTTP health check\'s answer ({"metric": n}): give the service a health: { http: ... } check' })
+      if (s.volume || s.address) problems.push({ path: at('scale'), message: 'a service with a volume or an address runs as a single instance: it cannot autoscale' })
+    }
     if (s.balancer) {
       if (s.port === undefined) problems.push({ path: at('port'), message: 'a balancer needs a port to listen on' })
       s.balancer.routes.forEach((r, i) => {

@@ -42,6 +42,42 @@ export const TemplateSchema = z.strictObject({
   format: z.enum(TEMPLATE_FORMATS)
 }).refine(t => (t.source === undefined) !== (t.text === undefined), 'give exactly one of source and text')
 
+/** Metrics a `target` policy can track: the node's 1-minute load average, or a value the instance reports. */
+export const SCALE_METRICS = ['load1', 'reported'] as const
+
+/**
+ * How the leader changes a service's instance count. `fixed`: only operators do (scale, propagate).
+ * `target`: keep `metric` near `target` between min and max (target tracking, as EC2 Auto Scaling
+ * does): scale out at once (several at a time), scale in one at a time and only after the metric
+ * stayed low for `scale_in_window_ms`.
+ */
+export const ScaleSchema = z.strictObject({
+  policy: z.enum(['fixed', 'target']).default('fixed'),
+  /** `load1`: the node's load average; `reported`: `{"metric": n}` from the instance's HTTP health check. */
+  metric: z.enum(SCALE_METRICS).optional(),
+  /** The per-instance value to keep the metric near. */
+  target: z.number().positive('target must be above 0').max(1e9).optional(),
+  /** Scale out only when the average is above target * (1 + tolerance): noise around target changes nothing. */
+  tolerance: z.number().min(0).max(1).default(0.1),
+  /** Scale in only while the average is below target * (1 - hysteresis), and one fewer instance would be below target * (1 - hysteresis / 2). */
+  hysteresis: z.number().min(0.05, 'hysteresis below 0.05 invites flapping').max(0.95).default(0.3),
+  /** After a scale-out, no further scale-out for this long (what it added warms up and takes load first). */
+  scale_out_cooldown_ms: ms(30_000),
+  /** After any scale action, no scale-in for this long. */
+  scale_in_cooldown_ms: ms(300_000),
+  /** The metric must stay low this long before one instance is removed. */
+  scale_in_window_ms: ms(60_000),
+  /** A new instance's metric is left out of the average until it has been ONLINE this long. */
+  warmup_ms: z.number().int().min(0).max(3_600_000).default(30_000)
+}).superRefine((s, ctx) => {
+  if (s.policy === 'fixed') {
+    if (s.metric !== undefined || s.target !== undefined) ctx.addIssue({ code: 'custom', path: [s.metric !== undefined ? 'metric' : 'target'], message: 'policy fixed takes no metric or target: use policy: target to autoscale' })
+    return
+  }
+  if (s.metric === undefined) ctx.addIssue({ code: 'custom', path: ['metric'], message: 'policy target needs a metric: load1 or reported' })
+  if (s.target === undefined) ctx.addIssue({ code: 'custom', path: ['target'], message: 'policy target needs a target value (above 0)' })
+})
+
 export const RouteSchema = z.strictObject({
   /** Path prefix, e.g. `/api`; the longest matching prefix wins. */
   path: z.string().regex(/^\/[A-Za-z0-9._~\-/]*$/, 'a route path starts with "/" and holds only URL-safe characters'),
@@ -110,7 +146,9 @@ export const ServiceSchema = z.strictObject({
   /** A persistent volume that follows the (single) instance when it moves. */
   volume: z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/), size_gb: z.number().int().min(1).max(16_384).default(8) }).optional(),
   /** Makes this service a load balancer over the services it routes to. */
-  balancer: BalancerSchema.optional()
+  balancer: BalancerSchema.optional(),
+  /** Autoscaling policy (default fixed: the count changes only by command). */
+  scale: ScaleSchema.optional()
 }).superRefine((svc, ctx) => {
   if (svc.shell) return
   const strings: Array<[unknown, Array<string | number>]> = [[svc.command, ['command']], [svc.health?.command, ['health', 'command']], [svc.reload.command, ['reload', 'command']]]
@@ -146,6 +184,15 @@ export type HealthSpec = Omit<z.output<typeof HealthSchema>, 'command'> & { comm
 export type RouteSpec = z.output<typeof RouteSchema>
 export type TemplateSpec = z.output<typeof TemplateSchema>
 export type TemplateFormat = TemplateSpec['format']
+export type ScaleSpec = z.output<typeof ScaleSchema>
+/** A `target` scale policy, as checkSpec guarantees it (metric and target given). */
+export type TargetScaleSpec = ScaleSpec & { policy: 'target', metric: typeof SCALE_METRICS[number], target: number }
+
+/** The service's target-tracking policy, or undefined when its count is fixed. */
+export function targetPolicy (s: { scale?: ScaleSpec | undefined }): TargetScaleSpec | undefined {
+  const p = s.scale
+  return p && p.policy === 'target' && p.metric !== undefined && p.target !== undefined ? p as TargetScaleSpec : undefined
+}
 
 /** A validated spec, as carried in the cluster state. `dir` resolves relative paths in commands. */
 export interface Spec {

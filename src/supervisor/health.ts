@@ -1,5 +1,7 @@
 // One health check of an instance: http (2xx), tcp (connect) or command (exit 0), each bounded by
 // a timeout. A check answers null when healthy, or a short reason that ends up in the FAIL error.
+// An http check's answer may also carry the instance's autoscaling metric: a JSON body
+// `{"metric": <number>}` (at most METRIC_BODY_MAX bytes; any other body is fine and carries none).
 import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { connect } from 'node:net'
@@ -20,21 +22,52 @@ export function checkKind (h: HealthSpec | undefined): 'http' | 'tcp' | 'command
   return h.http ? 'http' : h.tcp ? 'tcp' : h.command ? 'command' : null
 }
 
-export function runCheck (h: HealthSpec, t: CheckTarget): Promise<string | null> {
+/** Largest health answer body read for a metric; a longer one is healthy but carries no metric. */
+export const METRIC_BODY_MAX = 4096
+
+/** The metric in a health answer body `{"metric": <finite number>}`, if there is one. */
+export function parseMetric (body: string): number | undefined {
+  try {
+    const v: unknown = JSON.parse(body)
+    const m = typeof v === 'object' && v !== null ? (v as { metric?: unknown }).metric : undefined
+    return typeof m === 'number' && Number.isFinite(m) && Math.abs(m) <= 1e12 ? m : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** `onMetric` gets the metric of each healthy http answer (undefined when it carried none). */
+export function runCheck (h: HealthSpec, t: CheckTarget, onMetric?: (metric: number | undefined) => void): Promise<string | null> {
   if (h.command) return checkCommand(h.command, h.timeout_ms, t)
   if (t.port === undefined) return Promise.resolve('no port to check: give the service a port')
-  if (h.http) return checkHttp(t.host, t.port, h.http.path, h.timeout_ms)
+  if (h.http) return checkHttp(t.host, t.port, h.http.path, h.timeout_ms, onMetric)
   return checkTcp(t.host, t.port, h.timeout_ms)
 }
 
-export function checkHttp (host: string, port: number, path: string, timeoutMs: number): Promise<string | null> {
+export function checkHttp (host: string, port: number, path: string, timeoutMs: number, onMetric?: (metric: number | undefined) => void): Promise<string | null> {
   const url = `http://${host}:${port}${path}`
   return new Promise(resolve => {
     // No agent: a pooled keep-alive socket would hide a server that stopped accepting connections.
     const req = request({ host, port, path, method: 'GET', agent: false, headers: { 'user-agent': 'wakame-health' } }, res => {
-      res.resume()
       const code = res.statusCode ?? 0
-      finish(code >= 200 && code < 300 ? null : `GET ${url} answered ${code}`)
+      const healthy = code >= 200 && code < 300
+      if (!healthy || !onMetric) {
+        res.resume()
+        finish(healthy ? null : `GET ${url} answered ${code}`)
+        return
+      }
+      // Healthy; read a small body for the metric (still within the check's timeout).
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (c: Buffer) => {
+        size += c.length
+        if (size <= METRIC_BODY_MAX) chunks.push(c)
+      })
+      res.on('end', () => {
+        if (!done) onMetric(size <= METRIC_BODY_MAX ? parseMetric(Buffer.concat(chunks).toString('utf8')) : undefined)
+        finish(null)
+      })
+      res.on('error', () => finish(null))
     })
     const timer = setTimeout(() => finish(`GET ${url} timed out after ${timeoutMs} ms`), timeoutMs)
     let done = false

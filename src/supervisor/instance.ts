@@ -29,6 +29,8 @@ const ADOPTED_POLL_MS = 1_000
 export class InstanceRunner {
   state: InstanceState
   error: string | undefined
+  /** The autoscaling metric its last healthy http check answered (see health.ts), if any. */
+  metric: number | undefined
   /** 'gone' once it left the desired set: it is Stopping and then dropped. */
   want: 'run' | 'gone' = 'run'
   private proc: ProcHandle | null = null
@@ -83,6 +85,8 @@ export class InstanceRunner {
     const port = this.def?.port ?? this.adoptedFrom?.port
     if (port !== undefined) r.port = port
     if (this.error !== undefined) r.error = this.error
+    // Only a serving instance's metric means anything (it goes out with the next heartbeat).
+    if (this.metric !== undefined && this.state === 'ONLINE') r.metric = this.metric
     return r
   }
 
@@ -301,7 +305,7 @@ export class InstanceRunner {
     // (a moved db is back for its apps ~interval sooner). Once ONLINE, the spec's interval.
     const loop = (): void => this.run.after(this.state === 'Starting' ? Math.min(h.interval_ms, STARTING_CHECK_MS) : h.interval_ms, () => {
       const gen = this.run.gen
-      void runCheck(h, target).then(err => {
+      void runCheck(h, target, m => { if (gen === this.run.gen) this.metric = m }).then(err => {
         if (gen !== this.run.gen) return // stopped, failed or restarted meanwhile
         this.onCheck(err, h.failures)
         if (gen === this.run.gen) loop()
@@ -331,6 +335,7 @@ export class InstanceRunner {
 
   private setState (state: InstanceState, error: string | undefined): void {
     if (state === this.state && error === this.error) return
+    if (state !== 'ONLINE') this.metric = undefined
     this.state = state
     this.error = error
     this.log.info({ state, error, pid: this.proc?.pid }, `instance ${state}`)
