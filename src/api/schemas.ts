@@ -56,6 +56,10 @@ const InstanceStatus = z.object({
   view: z.number().int().optional(),
   deps: z.record(z.string(), z.array(z.string())).optional(),
   rerenders: z.number().int().optional(),
+  failures: z.number().int().optional(),
+  crashLoop: z.boolean().optional(),
+  failedOn: z.array(NodeId).optional(),
+  gaveUp: z.string().optional(),
   onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string(), output: z.string().optional(), note: z.string().optional() }).optional()
 })
 

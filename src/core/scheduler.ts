@@ -316,8 +316,46 @@ function bringUp (ctx: Ctx, spec: Spec): void {
   for (const inst of Object.values(d.instances)) {
     if (!spec.services[inst.service] && inst.phase === 'run') startDrain(ctx, inst, 'service removed from the spec')
   }
+  moveCrashLoops(ctx, spec)
   placeWaiting(ctx, spec)
   progressMigrations(ctx)
+}
+
+/**
+ * An instance whose node gave up restarting it (a crash loop) may do better elsewhere (a bad disk,
+ * a port taken, a node-local misconfiguration): it is moved, like a migration, to a node where it
+ * has not failed yet. The nodes it failed on are kept in the record, so a new leader knows; once it
+ * has failed on restart.max_nodes nodes (or no other node has room) it stays FAIL with its error.
+ */
+function moveCrashLoops (ctx: Ctx, spec: Spec): void {
+  const { d, obs } = ctx
+  for (const inst of Object.values(d.instances)) {
+    if (inst.phase !== 'run' || inst.node === null || inst.migratingTo || inst.gaveUp) continue
+    const r = reportedState(obs, inst.node, inst.id)
+    if (!r?.gaveUp) continue
+    const s = spec.services[inst.service]
+    if (!s) continue
+    const failedOn = [...new Set([...(inst.failedOn ?? []), inst.node])]
+    const maxNodes = s.restart?.max_nodes ?? 3
+    const error = r.error ?? 'crash loop'
+    if (failedOn.length >= maxNodes) {
+      inst.failedOn = failedOn
+      inst.gaveUp = `failed on ${failedOn.length} node${failedOn.length === 1 ? '' : 's'} (${failedOn.join(', ')}; restart.max_nodes ${maxNodes}): left FAIL; last error: ${error}`.slice(0, 2000)
+      ctx.notes.push(`${inst.id}: ${inst.gaveUp}`)
+      continue
+    }
+    // Only to a node with room where it has not failed: a new VM is not launched for a crash loop.
+    const room = pickRoom(d, spec, obs, inst.service, failedOn, zoneFor(d, inst))
+    if (!room) {
+      ctx.notes.push(`${inst.id}: crash loop on ${inst.node}; no other node with room where it has not failed, so it stays FAIL`)
+      continue
+    }
+    const next = startMigration(d, spec, obs, inst, room)
+    next.failedOn = failedOn
+    // The old one serves nothing: it drains (at once, it is not ONLINE) without waiting for the new one.
+    startDrain(ctx, inst, 'crash loop')
+    ctx.notes.push(`${inst.id}: crash loop on ${inst.node} (${error}); moving to ${next.id} on ${room.node} (failed on ${failedOn.length} of restart.max_nodes ${maxNodes})`)
+  }
 }
 
 /** Stop services level by level, dependents first; then the VMs, except the node it was asked on. */
@@ -367,7 +405,7 @@ function placeWaiting (ctx: Ctx, spec: Spec): void {
   replaceOutOfZone(ctx)
   for (const inst of Object.values(ctx.d.instances)) {
     if (inst.node !== null || inst.phase !== 'run') continue
-    const exclude = [inst.notOn, inst.replaces ? ctx.d.instances[inst.replaces]?.node : undefined].filter((n): n is string => !!n)
+    const exclude = [inst.notOn, inst.replaces ? ctx.d.instances[inst.replaces]?.node : undefined, ...(inst.failedOn ?? [])].filter((n): n is string => !!n)
     const room = pickRoom(ctx.d, spec, ctx.obs, inst.service, exclude, zoneFor(ctx.d, inst))
     if (!room) continue
     inst.node = room.node

@@ -24,6 +24,14 @@ export interface InstanceStatus {
   deps?: Record<string, string[]>
   rerenders?: number
   onChange?: InstanceReport['onChange']
+  /** Failures since it was last stable (its node's crash-loop count). */
+  failures?: number
+  /** Its node stopped restarting it (crash loop). */
+  crashLoop?: boolean
+  /** Nodes it crash-looped on before (it is not placed there again). */
+  failedOn?: NodeId[]
+  /** The leader stopped moving it: why. */
+  gaveUp?: string
 }
 
 export interface ServiceStatus {
@@ -124,7 +132,11 @@ export function buildStatus (input: StatusInput): StatusReport {
             ...(r?.view !== undefined ? { view: r.view } : {}),
             ...(r?.deps && Object.keys(r.deps).length > 0 ? { deps: r.deps } : {}),
             ...(r?.rerenders !== undefined ? { rerenders: r.rerenders } : {}),
-            ...(r?.onChange ? { onChange: r.onChange } : {})
+            ...(r?.onChange ? { onChange: r.onChange } : {}),
+            ...(r?.failures ? { failures: r.failures } : {}),
+            ...(r?.gaveUp ? { crashLoop: true } : {}),
+            ...(rec.failedOn?.length ? { failedOn: rec.failedOn } : {}),
+            ...(rec.gaveUp ? { gaveUp: rec.gaveUp } : {})
           }
         })
         const desired = doc.phase === 'up' ? (doc.desired[name] ?? 0) : 0
@@ -137,7 +149,7 @@ export function buildStatus (input: StatusInput): StatusReport {
         const st: ServiceStatus = { name, current, min: s.min, max: s.max, desired, dependsOn: s.depends_on, level, settled: svcSettled, instances }
         if (s.balancer) st.urls = instances.filter(i => i.state === 'ONLINE' && i.ip && i.port).map(i => `http://${i.ip}:${i.port}/`)
         if (doc.phase === 'up' && current < s.min) warnings.push(`${name}: ${current} ONLINE, below its min (${s.min})`)
-        for (const i of instances) if (i.state === 'FAIL') warnings.push(`${i.id} on ${i.node}: FAIL${i.error ? `: ${i.error}` : ''}`)
+        for (const i of instances) if (i.state === 'FAIL') warnings.push(`${i.id} on ${i.node}: FAIL${i.error ? `: ${i.error}` : ''}${i.gaveUp ? ` (not moved again: ${i.gaveUp.split(':')[0]})` : ''}`)
         services.push(st)
       }
     }

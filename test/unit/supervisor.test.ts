@@ -264,7 +264,7 @@ describe('Supervisor: crash loops', () => {
     const events = record(sup)
     const crash = ['node', '-e', 'console.error("fatal: config missing"); process.exit(3)']
     sup.reconcile(one(def('job-1', spec({ command: crash, restart: { max_failures: 3 } }), undefined)))
-    const r = await waitFor('gave up', () => sup.reports()['job-1']?.gaveUp && sup.reports()['job-1'])
+    const r = await waitFor('gave up', () => sup.reports()['job-1']?.gaveUp === true ? sup.reports()['job-1'] : undefined)
     expect(r.state).toBe('FAIL')
     expect(r.failures).toBe(3)
     expect(r.error).toMatch(/^crash loop: gave up after 3 failures; last: exited with code 3 \/ signal null: fatal: config missing$/)
