@@ -31,6 +31,8 @@ export interface PlanOk {
   actions: PlanAction[]
   /** Every scheduler note of the simulated steps, in order, without repeats. */
   notes: string[]
+  /** Version of the document planned from. */
+  from: number
   /** Steps simulated. */
   steps: number
   /** The simulated cluster stopped changing within the steps (else the plan is cut short). */
@@ -110,7 +112,7 @@ export function planCommand (input: PlanInput): PlanResult {
     changed = observe(d, obs) || changed
     quiet = changed ? 0 : quiet + 1
   }
-  return { ok: true, message, actions, notes, steps: step, settled: quiet >= 2 }
+  return { ok: true, message, actions, notes, from: input.doc.version, steps: step, settled: quiet >= 2 }
 }
 
 function applied (d: ClusterDoc, cmd: Command): ClusterDoc {
@@ -176,7 +178,7 @@ function diff (prev: ClusterDoc, next: ClusterDoc, step: number, notes: string[]
 }
 
 /** The plan as text lines, for the CLI. */
-export function formatPlan (p: PlanOk): string[] {
+export function formatPlan (p: Pick<PlanOk, 'message' | 'actions' | 'settled' | 'steps'>): string[] {
   const lines: string[] = []
   if (p.message) lines.push(`would do: ${p.message}`)
   if (p.actions.length === 0) lines.push('no actions: the cluster already is where this leads')

@@ -13,7 +13,7 @@ import { dependencyView, membershipKnown } from '../core/views.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { loadOrCreatePeerKey, loadPsk, loadToken } from '../mesh/keys.js'
 import { Mesh, toMultiaddr } from '../mesh/mesh.js'
-import type { SubmitResult } from '../node/leader.js'
+import type { PlanAnswerResult, SubmitResult } from '../node/leader.js'
 import { NodeCore } from '../node/node.js'
 import type { Provider } from '../providers/provider.js'
 import { meteredProvider, type Metrics } from '../metrics/metrics.js'
@@ -195,6 +195,10 @@ export class Daemon {
 
   async submit (cmd: Command): Promise<SubmitResult> {
     return await this.node.submit(cmd)
+  }
+
+  plan (cmd: Command | undefined): PlanAnswerResult {
+    return this.node.plan(cmd, now())
   }
 
   get defaultSpecPath (): string | undefined { return this.cfg.spec }
