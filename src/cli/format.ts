@@ -14,7 +14,7 @@ export function formatStatus (s: StatusReport, color = false): string {
     lines.push(`  ${svc.name} <${svc.current} ${svc.min} ${svc.max}>${target}${urls}`)
     for (const i of svc.instances) {
       const where = i.node ? `${i.node} ${i.ip ?? ''}${i.port ? `:${i.port}` : ''}` : '(waiting for a node)'
-      const extra = [i.migratingTo ? `migrating to ${i.migratingTo}` : '', i.replaces ? `replaces ${i.replaces}` : '', i.volume ? `volume ${i.volume}` : '', i.failures ? `${i.failures} failure${i.failures === 1 ? '' : 's'}` : '', i.failedOn?.length ? `failed before on ${i.failedOn.join(',')}` : '', i.error ?? ''].filter(Boolean).join(', ')
+      const extra = [i.migratingTo ? `migrating to ${i.migratingTo}` : '', i.replaces ? `replaces ${i.replaces}` : '', i.volume ? `volume ${i.volume}` : '', i.failures ? `${i.failures} failure${i.failures === 1 ? '' : 's'}` : '', i.failedOn?.length ? `crash-looped on ${i.failedOn.join(',')}` : '', i.error ?? ''].filter(Boolean).join(', ')
       lines.push(`    ${i.id.padEnd(10)} ${stateColor(i.state.padEnd(9))} ${where}${extra ? `  (${extra})` : ''}`)
       // What it was told of its dependencies, and how its last on_change went.
       if (i.deps) {

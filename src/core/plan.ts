@@ -147,6 +147,11 @@ function diff (prev: ClusterDoc, next: ClusterDoc, step: number, notes: string[]
   const out: PlanAction[] = []
   const why = (id: string): string => notes.find(n => n.startsWith(`${id}:`) || n.includes(`(${id})`))?.replace(/^[^:]+: /, '') ?? (message || 'scheduler')
   const add = (kind: PlanActionKind, what: string, reason: string): void => { out.push({ step, kind, what, why: reason }) }
+  // "place on vm-2" says nothing the action does not: say why the service needs the instance.
+  const placeWhy = (i: InstanceRec): string => {
+    const w = why(i.id)
+    return /^(place on |no node has room)/.test(w) || w === (message || 'scheduler') ? `${i.service} wants ${next.desired[i.service] ?? 0} instance${next.desired[i.service] === 1 ? '' : 's'}${/^no node has room/.test(w) ? '; no node has room: waits for a new VM' : ''}` : w
+  }
   const where = (i: InstanceRec): string => i.node ?? 'a new VM (no node has room yet)'
   for (const l of Object.values(next.launches)) {
     if (!prev.launches[l.id]) add('launch', `launch a VM (${l.id}${l.zone ? `, in ${l.zone}` : ''})`, l.reason)
@@ -162,11 +167,11 @@ function diff (prev: ClusterDoc, next: ClusterDoc, step: number, notes: string[]
         const note = notes.find(n => n.startsWith(`${i.replaces}:`) && n.includes(i.id))?.replace(/^[^:]+: /, '')
         add('move', `${i.replaces} (${i.service}) from ${old?.node ?? '?'} to ${where(i)} as ${i.id}`, note ?? (message || 'scheduler'))
       } else {
-        add('place', `${i.id} (${i.service}) on ${where(i)}`, why(i.id))
+        add('place', `${i.id} (${i.service}) on ${where(i)}`, placeWhy(i))
       }
       continue
     }
-    if (was.node === null && i.node !== null) add('place', `${i.id} (${i.service}) on ${i.node}`, why(i.id))
+    if (was.node === null && i.node !== null) add('place', `${i.id} (${i.service}) on ${i.node}`, placeWhy(i))
     if (was.phase !== i.phase) add(i.phase === 'drain' ? 'drain' : 'stop', `${i.phase} ${i.id} (${i.service}) on ${i.node ?? 'no node'}`, why(i.id))
     if (!was.gaveUp && i.gaveUp) add('give-up', `leave ${i.id} (${i.service}) FAIL on ${i.node ?? 'no node'}`, i.gaveUp)
   }

@@ -28,7 +28,7 @@ export interface InstanceStatus {
   failures?: number
   /** Its node stopped restarting it (crash loop). */
   crashLoop?: boolean
-  /** Nodes it crash-looped on before (it is not placed there again). */
+  /** Nodes it crash-looped on (it is not placed there again). */
   failedOn?: NodeId[]
   /** The leader stopped moving it: why. */
   gaveUp?: string
