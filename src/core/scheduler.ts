@@ -330,9 +330,14 @@ function bringUp (ctx: Ctx, spec: Spec): void {
 function moveCrashLoops (ctx: Ctx, spec: Spec): void {
   const { d, obs } = ctx
   for (const inst of Object.values(d.instances)) {
-    if (inst.phase !== 'run' || inst.node === null || inst.migratingTo || inst.gaveUp) continue
+    if (inst.phase !== 'run' || inst.node === null || inst.migratingTo) continue
     const r = reportedState(obs, inst.node, inst.id)
-    if (!r?.gaveUp) continue
+    if (inst.gaveUp && r?.state === 'ONLINE') {
+      // Serving again (a fixed spec restarted it): no longer given up; where it failed is kept.
+      delete inst.gaveUp
+      ctx.notes.push(`${inst.id}: ONLINE again on ${inst.node} after its crash loop`)
+    }
+    if (inst.gaveUp || !r?.gaveUp) continue
     const s = spec.services[inst.service]
     if (!s) continue
     const failedOn = [...new Set([...(inst.failedOn ?? []), inst.node])]

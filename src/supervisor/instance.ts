@@ -141,7 +141,16 @@ export class InstanceRunner {
     }
     if (this.plan && this.proc && plan.fingerprint !== this.plan.fingerprint) {
       this.log.info('definition changed (argv, cwd, port or env): restarting')
+      this.failures = 0
       void this.restart(def)
+      return
+    }
+    if (this.gaveUp && this.plan && plan.fingerprint !== this.plan.fingerprint) {
+      // A crash loop given up on, and a new definition (a fixed spec): a fresh start, a fresh count.
+      this.log.info('definition changed after a crash loop: starting again')
+      this.failures = 0
+      this.def = def
+      this.start()
       return
     }
     // Other changes: stop and reload settings apply at once; health settings at the next (re)start.

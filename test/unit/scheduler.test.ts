@@ -197,6 +197,13 @@ describe('scheduler: crash loops', () => {
     expect(schedule({ doc: w.doc, obs: w.observe(), mem: newLeaderMemory(), now: w.now + 100, term: 2, self: 'vm-1' }).next).toBeUndefined()
     expect(JSON.stringify(w.doc)).toBe(before)
     expect(w.launched).toBe(2) // a crash loop never launches VMs
+    // Fixed (a new spec restarted it and it serves): no longer marked, its history kept.
+    const id = www[0]!.id
+    for (const n of w.nodes.values()) if (n.running.has(id)) n.running.set(id, 'ONLINE')
+    w.run(2)
+    expect(w.doc.instances[id]?.gaveUp).toBeUndefined()
+    expect(w.doc.instances[id]?.failedOn).toHaveLength(3)
+    expect(w.log).toContain(`${id}: ONLINE again on ${w.doc.instances[id]!.node} after its crash loop`)
   })
 
   it('with no other node with room it stays FAIL where it is (no VM is launched for it)', () => {

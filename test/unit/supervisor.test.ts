@@ -279,6 +279,19 @@ describe('Supervisor: crash loops', () => {
     await waitState(sup, 'job-1', 'Offline')
   })
 
+  it('a new definition (a fixed spec) starts a given-up instance again with a fresh count', async () => {
+    const sup = makeSup()
+    sup.reconcile(one(def('job-1', spec({ command: ['node', '-e', 'process.exit(3)'], restart: { max_failures: 2 } }), undefined)))
+    await waitFor('gave up', () => sup.reports()['job-1']?.gaveUp)
+    // The same definition again changes nothing.
+    sup.reconcile(one(def('job-1', spec({ command: ['node', '-e', 'process.exit(3)'], restart: { max_failures: 2 } }), undefined)))
+    expect(sup.reports()['job-1']).toMatchObject({ state: 'FAIL', gaveUp: true })
+    sup.reconcile(one(def('job-1', spec({ command: ['node', '-e', 'setInterval(() => {}, 1000)'], restart: { max_failures: 2 } }), undefined)))
+    const r = await waitState(sup, 'job-1', 'ONLINE')
+    expect(r.gaveUp).toBeUndefined()
+    expect(r.failures).toBeUndefined()
+  })
+
   it('a stable ONLINE period (restart.stable_ms) starts the failure count over', async () => {
     const sup = makeSup()
     const port = await freePort()
