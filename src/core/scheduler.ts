@@ -340,6 +340,15 @@ function moveCrashLoops (ctx: Ctx, spec: Spec): void {
     if (inst.gaveUp || !r?.gaveUp) continue
     const s = spec.services[inst.service]
     if (!s) continue
+    // The new instance of a migration crash-loops while the old one still runs: the migration is
+    // called off (the old one stays, the new one goes), rather than moving the new one on.
+    const old = inst.replaces ? d.instances[inst.replaces] : undefined
+    if (old && old.phase === 'run' && old.migratingTo === inst.id) {
+      delete old.migratingTo
+      startDrain(ctx, inst, 'crash loop')
+      ctx.notes.push(`${inst.id}: crash loop on ${inst.node} (${r.error ?? 'crash loop'}); migration of ${old.id} called off, it stays on ${old.node}`)
+      continue
+    }
     const failedOn = [...new Set([...(inst.failedOn ?? []), inst.node])]
     const maxNodes = s.restart?.max_nodes ?? 3
     const error = r.error ?? 'crash loop'

@@ -165,6 +165,7 @@ export class Simulation {
       proposed: (from: SimNode, version: number, term: number, mayAct: boolean) => this.proposed(from, version, term, mayAct),
       provider: this.cloud.providerFor(vm.id),
       statefulStarted: (node: SimNode, inst: SimInstance) => this.statefulStarted(node, inst),
+      crashes: (node: string, service: string) => this.plan.crashLoop?.node === node && this.plan.crashLoop.service === service,
       clock: (n: SimNode) => this.clock(n),
       logger: (id: string) => this.opts.log?.includes(id) ? logFor(id, () => this.now) : undefined
     }
@@ -326,7 +327,8 @@ export class Simulation {
       lastMajorityAt: (id, voters) => this.lastMajorityAt(id, voters),
       // The lease is measured on the leader's own clock (drift); contacts are exact (see received).
       leaseSlackMs: TIMING.consensus.leaseMs * (1 + 2 * this.plan.maxDrift),
-      acks: this.acks
+      acks: this.acks,
+      ...(this.plan.crashLoop ? { crashLoop: this.plan.crashLoop } : {})
     }
   }
 

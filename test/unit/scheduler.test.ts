@@ -206,6 +206,18 @@ describe('scheduler: crash loops', () => {
     expect(w.log).toContain(`${id}: ONLINE again on ${w.doc.instances[id]!.node} after its crash loop`)
   })
 
+  it('a migration whose new instance crash-loops is called off: the old one stays', () => {
+    const w = launched()
+    const old = Object.values(w.doc.instances).find(i => i.service === 'www')!
+    const to = [...w.nodes.keys()].find(n => n !== old.node)!
+    w.crashLoops.add(`www@${to}`)
+    expect(w.command({ type: 'migrate', instance: old.id, to })).toContain(`to ${to}`)
+    w.run(20)
+    expect(Object.values(w.doc.instances).filter(i => i.service === 'www').map(i => [i.id, i.node, i.phase, i.migratingTo])).toEqual([[old.id, old.node, 'run', undefined]])
+    expect(w.online('www')).toEqual([`${old.id}@${old.node}`])
+    expect(w.log.some(n => n.includes(`migration of ${old.id} called off, it stays on ${old.node}`))).toBe(true)
+  })
+
   it('with no other node with room it stays FAIL where it is (no VM is launched for it)', () => {
     const w = new World()
     const spec = webSpec()
