@@ -47,7 +47,7 @@ export interface SimResult {
 }
 
 /** A deliberate bug, to prove the checkers catch it. */
-export type Mutation = 'act-without-lease' | 'act-in-anothers-term' | 'act-in-old-term' | 'fresh-token-per-attempt' | 'stateful-twice' | 'forget-desired'
+export type Mutation = 'act-without-lease' | 'act-in-anothers-term' | 'act-in-old-term' | 'fresh-token-per-attempt' | 'stateful-twice' | 'forget-desired' | 'false-crash-report'
 
 export interface SimOptions {
   plan: SimPlan
@@ -165,7 +165,8 @@ export class Simulation {
       proposed: (from: SimNode, version: number, term: number, mayAct: boolean) => this.proposed(from, version, term, mayAct),
       provider: this.cloud.providerFor(vm.id),
       statefulStarted: (node: SimNode, inst: SimInstance) => this.statefulStarted(node, inst),
-      crashes: (node: string, service: string) => this.plan.crashLoop?.node === node && this.plan.crashLoop.service === service,
+      // (The mutation: www "crash-loops" everywhere, though the seed made nothing crash.)
+      crashes: (node: string, service: string) => (this.plan.crashLoop?.node === node && this.plan.crashLoop.service === service) || (this.opts.mutation === 'false-crash-report' && service === 'www'),
       clock: (n: SimNode) => this.clock(n),
       logger: (id: string) => this.opts.log?.includes(id) ? logFor(id, () => this.now) : undefined
     }
