@@ -4,7 +4,7 @@
 import { z } from 'zod'
 import { SERVICE_NAME } from '../spec/schema.js'
 import { VERSION } from '../version.js'
-import { ChangeAnswer, ErrorAnswer, EventsAnswer, EventsQuery, HealthAnswer, LaunchBody, MigrateBody, ScaleBody, StatusAnswer } from './schemas.js'
+import { ChangeAnswer, ErrorAnswer, EventsAnswer, EventsQuery, HealthAnswer, LaunchBody, MigrateBody, PlanAnswer, PlanBody, ScaleBody, StatusAnswer } from './schemas.js'
 
 export const ServiceParam = z.string().regex(SERVICE_NAME, 'a service name: lower-case letters, digits and "-"')
 export const InstanceParam = z.string().regex(/^[a-z][a-z0-9-]{0,30}-\d{1,12}$/, 'an instance id looks like app-12')
@@ -40,6 +40,10 @@ const changeAnswers: Record<number, Answer> = {
   504: err('the leader did not commit in time; the change may still happen')
 }
 
+/** A plan answers like a change (same errors, same forwarding), but commits nothing. */
+const planAnswers: Record<number, Answer> = { ...changeAnswers, 200: { description: 'what the leader would do; nothing changed', schema: PlanAnswer } }
+delete planAnswers[504]
+
 export const ROUTES = {
   statusPage: { method: 'GET', path: '/', summary: 'The live status page: services, instances, nodes and recent events, updated in place (HTML with inline script; refreshes itself without script)', protected: false, answers: { 200: { description: 'HTML', html: true } } },
   status: { method: 'GET', path: '/v1/status', summary: 'The cluster: services, instances, nodes, launches, volumes, addresses', protected: false, answers: { 200: { description: 'status as this node sees it', schema: StatusAnswer } } },
@@ -51,6 +55,9 @@ export const ROUTES = {
   shutdown: { method: 'POST', path: '/v1/cluster/shutdown', summary: 'shutdown_cluster: stop everything in reverse dependency order', protected: true, answers: changeAnswers },
   propagate: { method: 'POST', path: '/v1/services/{service}/propagate', summary: 'propagate_service: one more instance, up to max', protected: true, params: { service: ServiceParam }, answers: changeAnswers },
   scale: { method: 'POST', path: '/v1/services/{service}/scale', summary: 'Set the number of instances (within min and max)', protected: true, params: { service: ServiceParam }, body: { schema: ScaleBody, required: true }, answers: changeAnswers },
+  // Protected although it changes nothing: it runs the scheduler on the leader (work anyone could
+  // ask for in a loop), and a launch plan carries a spec, as the launch itself does.
+  plan: { method: 'POST', path: '/v1/plan', summary: 'plan / dry run: the actions the leader would take for a command (launch, place, move, stop, terminate) and why, without taking them; no body: what it would do on its own', protected: true, body: { schema: PlanBody, required: false }, answers: planAnswers },
   migrate: { method: 'POST', path: '/v1/instances/{instance}/migrate', summary: 'migrate_service: move one instance to another node (optionally a given one)', protected: true, params: { instance: InstanceParam }, body: { schema: MigrateBody, required: false }, answers: changeAnswers }
 } as const satisfies Record<string, Route>
 

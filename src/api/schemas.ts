@@ -3,6 +3,7 @@
 // apart. test/e2e/api.test.ts checks real answers against them; schemathesis fuzzes the API from the
 // document (test/api-fuzz).
 import { z } from 'zod'
+import { SERVICE_NAME } from '../spec/schema.js'
 
 export const NodeId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)
 const docId = z.object({ term: z.number().int(), version: z.number().int() })
@@ -19,6 +20,18 @@ export const LaunchBody = z.strictObject({
   }).optional()
 })
 
+const LaunchSpecBody = LaunchBody.shape.spec
+const service = z.string().regex(SERVICE_NAME, 'a service name: lower-case letters, digits and "-"')
+
+/** A command to plan (dry run): the same commands and arguments as their own routes. No body: what the leader would do on its own. */
+export const PlanBody = z.discriminatedUnion('command', [
+  z.strictObject({ command: z.literal('launch'), spec: LaunchSpecBody }),
+  z.strictObject({ command: z.literal('shutdown') }),
+  z.strictObject({ command: z.literal('propagate'), service }),
+  z.strictObject({ command: z.literal('scale'), service, count: z.number().int().min(0).max(1000) }),
+  z.strictObject({ command: z.literal('migrate'), instance: z.string().regex(/^[a-z][a-z0-9-]{0,30}-\d{1,12}$/, 'an instance id looks like app-12'), to: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional() })
+])
+
 export const ScaleBody = z.strictObject({ count: z.number().int().min(0).max(1000) })
 
 export const MigrateBody = z.strictObject({ to: NodeId.optional() })
@@ -29,6 +42,25 @@ export const ChangeAnswer = z.object({
   /** Document version the change was committed at. */
   version: z.number().int(),
   leader: NodeId
+})
+
+export const PlanAnswer = z.object({
+  ok: z.literal(true),
+  /** What the command would answer (empty without a command). */
+  message: z.string(),
+  leader: NodeId,
+  /** Version of the document the plan starts from (nothing is proposed: it stays the same). */
+  version: z.number().int(),
+  actions: z.array(z.object({
+    step: z.number().int(),
+    kind: z.enum(['launch', 'place', 'move', 'drain', 'stop', 'terminate', 'give-up']),
+    what: z.string(),
+    why: z.string()
+  })),
+  notes: z.array(z.string()),
+  steps: z.number().int(),
+  /** False: the simulated cluster was still changing when the plan was cut short. */
+  settled: z.boolean()
 })
 
 export const ErrorAnswer = z.object({
@@ -57,7 +89,11 @@ const InstanceStatus = z.object({
   deps: z.record(z.string(), z.array(z.string())).optional(),
   rerenders: z.number().int().optional(),
   onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string(), output: z.string().optional(), note: z.string().optional() }).optional(),
-  metric: z.number().optional()
+  metric: z.number().optional(),
+  failures: z.number().int().optional(),
+  crashLoop: z.boolean().optional(),
+  failedOn: z.array(NodeId).optional(),
+  gaveUp: z.string().optional()
 })
 
 export const StatusAnswer = z.object({

@@ -8,14 +8,14 @@ import type { Command } from '../core/commands.js'
 import type { StatusReport } from '../core/status.js'
 import type { ClusterEvent } from '../events/event.js'
 import type { EventQuery } from '../events/ring.js'
-import type { SubmitResult } from '../node/leader.js'
+import type { PlanAnswerResult, SubmitResult } from '../node/leader.js'
 import { loadSpecFile, loadSpecText } from '../spec/load.js'
 import { isSafeKey } from '../core/keys.js'
 import { InputError } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
 import { PAGE_EVENTS, renderStatusPage } from './page.js'
 import { fastifyPath, InstanceParam, openApiDocument, ROUTES, ServiceParam, type Route, type RouteName } from './routes.js'
-import { EventsQuery, LaunchBody, MigrateBody, ScaleBody } from './schemas.js'
+import { EventsQuery, LaunchBody, MigrateBody, PlanBody, ScaleBody } from './schemas.js'
 
 /** What the API needs from the daemon. */
 export interface ApiBackend {
@@ -28,6 +28,8 @@ export interface ApiBackend {
   /** `by`: who asked (the node the call reached, the client address), for the event log. */
   submit: (cmd: Command, by?: string) => Promise<SubmitResult>
   eventLog: (q: EventQuery) => { events: ClusterEvent[], last: number }
+  /** What the leader would do for a command (or on its own), without doing it. */
+  plan: (cmd: Command | undefined) => PlanAnswerResult
   readonly defaultSpecPath: string | undefined
   /** Prometheus exposition of this node (undefined: metrics are off). */
   metrics: () => Promise<{ text: string, contentType: string } | undefined>
@@ -77,25 +79,53 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
     void reply.code(404).send({ error: { code: 'NO_ROUTE', message: `no route ${req.method} ${req.url.slice(0, 200)}; see /v1/openapi.json` } })
   })
 
-  /** Run a command on the leader: here if we lead, else forwarded once. */
-  const change = (make: (req: FastifyRequest) => Command | Promise<Command>): Handler => async (req, reply) => {
+  const statusOf = { NOT_FOUND: 404, AT_MAX: 409, CONFLICT: 409, BAD_REQUEST: 400, NO_SPEC: 409, NOT_LEADER: 503, TIMEOUT: 504 } as const
+  /** Run on the leader: here if we lead, else forwarded once. Bad input is a 400 and nothing more. */
+  const onLeader = <C>(make: (req: FastifyRequest) => C | Promise<C>, run: (cmd: C, reply: FastifyReply, req: FastifyRequest) => Promise<unknown>): Handler => async (req, reply) => {
     if (!backend.isLeader()) {
       const leader = backend.leaderApi()
       if (!leader || req.headers[FORWARDED]) return await reply.code(503).send({ error: { code: 'NO_LEADER', message: 'no leader right now (an election may be running); retry in a few seconds' } })
       return await forward(req, reply, leader)
     }
-    let cmd: Command
+    let cmd: C
     try {
       cmd = await make(req)
     } catch (err) {
       if (err instanceof InputError) return await reply.code(400).send({ error: { code: 'INPUT_INVALID', message: err.message, problems: err.problems } })
       throw err
     }
+    return await run(cmd, reply, req)
+  }
+  const change = (make: (req: FastifyRequest) => Command | Promise<Command>): Handler => onLeader(make, async (cmd, reply, req) => {
     const by = `${header(req, 'x-wakame-asked-on') ?? backend.id} from ${header(req, CLIENT) ?? req.ip}`
     const r = await backend.submit(cmd, by)
     if (r.ok) return { ok: true, message: r.message, version: r.version, leader: backend.id }
-    const code = { NOT_FOUND: 404, AT_MAX: 409, CONFLICT: 409, BAD_REQUEST: 400, NO_SPEC: 409, NOT_LEADER: 503, TIMEOUT: 504 }[r.code]
-    return await reply.code(code).send({ error: { code: r.code, message: r.message } })
+    return await reply.code(statusOf[r.code]).send({ error: { code: r.code, message: r.message } })
+  })
+  const launchCommand = (spec: z.infer<typeof LaunchBody>['spec']): Command => {
+    if (spec) return { type: 'launch', spec: loadSpecText(spec.text, spec.file, spec.dir) }
+    if (backend.defaultSpecPath) return { type: 'launch', spec: loadSpecFile(backend.defaultSpecPath) }
+    return { type: 'launch' }
+  }
+  const askedOn = (req: FastifyRequest): string => String(req.headers['x-wakame-asked-on'] ?? backend.id)
+  const migrateTo = (to: string | undefined): string | undefined => {
+    if (to !== undefined && !isSafeKey(to)) throw new InputError([{ file: 'request', field: 'to', message: `no node "${to}"` }])
+    return to
+  }
+  /** The command a plan body names, built as its own route builds it. */
+  const planCommandOf = (req: FastifyRequest): Command | undefined => {
+    if (req.body === undefined) return undefined
+    const b = parse(PlanBody, req.body)
+    switch (b.command) {
+      case 'launch': return launchCommand(b.spec)
+      case 'shutdown': return { type: 'shutdown', askedOn: askedOn(req) }
+      case 'propagate': return { type: 'propagate', service: serviceName(b.service) }
+      case 'scale': return { type: 'scale', service: serviceName(b.service), count: b.count }
+      case 'migrate': {
+        const to = migrateTo(b.to)
+        return { type: 'migrate', instance: b.instance, ...(to ? { to } : {}) }
+      }
+    }
   }
   const param = (req: FastifyRequest, name: string, schema: z.ZodType<string>): string => parse(schema, (req.params as Record<string, string>)[name], name)
 
@@ -135,19 +165,18 @@ export async function startApi (backend: ApiBackend, opts: ApiOptions): Promise<
       return { ok: true, node: backend.id, leader: s.leader, term: s.term }
     },
     openapi: async () => document,
-    launch: change(req => {
-      const body = parse(LaunchBody, req.body === undefined ? {} : req.body)
-      if (body.spec) return { type: 'launch', spec: loadSpecText(body.spec.text, body.spec.file, body.spec.dir) }
-      if (backend.defaultSpecPath) return { type: 'launch', spec: loadSpecFile(backend.defaultSpecPath) }
-      return { type: 'launch' }
-    }),
-    shutdown: change(req => ({ type: 'shutdown', askedOn: String(req.headers['x-wakame-asked-on'] ?? backend.id) })),
+    launch: change(req => launchCommand(parse(LaunchBody, req.body === undefined ? {} : req.body).spec)),
+    shutdown: change(req => ({ type: 'shutdown', askedOn: askedOn(req) })),
     propagate: change(req => ({ type: 'propagate', service: serviceName(param(req, 'service', ServiceParam)) })),
     scale: change(req => ({ type: 'scale', service: serviceName(param(req, 'service', ServiceParam)), count: parse(ScaleBody, req.body).count })),
     migrate: change(req => {
-      const to = parse(MigrateBody, req.body === undefined ? {} : req.body).to
-      if (to !== undefined && !isSafeKey(to)) throw new InputError([{ file: 'request', field: 'to', message: `no node "${to}"` }])
+      const to = migrateTo(parse(MigrateBody, req.body === undefined ? {} : req.body).to)
       return { type: 'migrate', instance: param(req, 'instance', InstanceParam), ...(to ? { to } : {}) }
+    }),
+    plan: onLeader(planCommandOf, async (cmd, reply) => {
+      const r = backend.plan(cmd)
+      if (!r.ok) return await reply.code(statusOf[r.code]).send({ error: { code: r.code, message: r.message } })
+      return { ok: true, message: r.message, leader: backend.id, version: r.from, actions: r.actions, notes: r.notes, steps: r.steps, settled: r.settled }
     })
   }
   const document = openApiDocument()

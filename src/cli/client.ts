@@ -18,6 +18,13 @@ export interface ClientOptions {
 
 export interface ApiAnswer { ok: true, message: string, version: number, leader: string }
 
+export interface PlanApiAnswer extends ApiAnswer {
+  actions: Array<{ step: number, kind: string, what: string, why: string }>
+  notes: string[]
+  steps: number
+  settled: boolean
+}
+
 export class ApiError extends WakameError {
   constructor (readonly status: number, code: string, message: string) { super(code, message) }
 }
@@ -57,6 +64,11 @@ export class Client {
 
   async change (path: string, body?: unknown): Promise<ApiAnswer> {
     return await this.call<ApiAnswer>('POST', path, body, true)
+  }
+
+  /** POST /v1/plan: what the leader would do for the command (no body: on its own); changes nothing. */
+  async plan (body?: unknown): Promise<PlanApiAnswer> {
+    return await this.call<PlanApiAnswer>('POST', '/v1/plan', body, true)
   }
 
   private token (): string {

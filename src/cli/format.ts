@@ -18,7 +18,7 @@ export function formatStatus (s: StatusReport, color = false): string {
     }
     for (const i of svc.instances) {
       const where = i.node ? `${i.node} ${i.ip ?? ''}${i.port ? `:${i.port}` : ''}` : '(waiting for a node)'
-      const extra = [i.migratingTo ? `migrating to ${i.migratingTo}` : '', i.replaces ? `replaces ${i.replaces}` : '', i.volume ? `volume ${i.volume}` : '', i.metric !== undefined ? `metric ${Number(i.metric.toPrecision(3))}` : '', i.error ?? ''].filter(Boolean).join(', ')
+      const extra = [i.migratingTo ? `migrating to ${i.migratingTo}` : '', i.replaces ? `replaces ${i.replaces}` : '', i.volume ? `volume ${i.volume}` : '', i.metric !== undefined ? `metric ${Number(i.metric.toPrecision(3))}` : '', i.failures ? `${i.failures} failure${i.failures === 1 ? '' : 's'}` : '', i.failedOn?.length ? `crash-looped on ${i.failedOn.join(',')}` : '', i.error ?? ''].filter(Boolean).join(', ')
       lines.push(`    ${i.id.padEnd(10)} ${stateColor(i.state.padEnd(9))} ${where}${extra ? `  (${extra})` : ''}`)
       // What it was told of its dependencies, and how its last on_change went.
       if (i.deps) {
@@ -26,6 +26,7 @@ export function formatStatus (s: StatusReport, color = false): string {
         const oc = i.onChange ? `; last ${i.onChange.action} ${i.onChange.ok ? 'ok' : c('31', 'FAILED')}${i.onChange.note ? ` (${i.onChange.note})` : ''}` : ''
         lines.push(`               -> ${given}${oc}`)
       }
+      if (i.gaveUp) lines.push(`               not moved again: ${i.gaveUp.split('; last error:')[0]}`)
     }
   }
   lines.push('Agents:')

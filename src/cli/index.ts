@@ -12,12 +12,13 @@ import { runAgent } from './agent.js'
 import type { ClusterEvent } from '../events/event.js'
 import { ApiError, Client } from './client.js'
 import { formatEvent } from '../events/event.js'
+import { formatPlan, type PlanAction } from '../core/plan.js'
 import { formatStatus } from './format.js'
 import { runNodeScript } from './sea-node.js'
 import { waitForSettle } from './wait.js'
 
 interface Globals { node?: string, tokenFile?: string }
-interface WaitFlags { wait: boolean, timeout: number }
+interface WaitFlags { wait: boolean, timeout: number, dryRun?: boolean }
 
 /** A comma-separated option value as a list. */
 const list = (v: string): string[] => v.split(',').map(s => s.trim()).filter(Boolean)
@@ -37,6 +38,7 @@ export function buildProgram (): Command {
   /** A client whose requests end within the command's --timeout. */
   const client = (timeoutS?: number) => new Client({ ...globals(), ...(timeoutS ? { requestTimeoutMs: timeoutS * 1000 } : {}) })
   const waitOpts = (c: Command) => c
+    .option('--dry-run', 'print what the leader would do (launch, place, move, stop, terminate) and why; change nothing')
     .option('--no-wait', 'return once the leader accepted the change')
     .addOption(new Option('--timeout <seconds>', 'how long to wait for the cluster to settle').default(180).argParser(int('--timeout')))
 
@@ -99,22 +101,32 @@ export function buildProgram (): Command {
     .option('--spec <file>', 'cluster spec (default: the one the node was configured with)'))
     .action(async (o: WaitFlags & { spec?: string }) => {
       const body = o.spec ? { spec: specBody(o.spec) } : undefined
+      if (o.dryRun) return await printPlan(client(o.timeout), { command: 'launch', ...body })
       await changeAndWait(client(o.timeout), '/v1/cluster/launch', body, o)
     })
 
   waitOpts(program.command('shutdown').alias('shutdown_cluster')
     .description('stop every service in reverse dependency order, then the VMs the cluster launched'))
-    .action(async (o: WaitFlags) => { await changeAndWait(client(o.timeout), '/v1/cluster/shutdown', undefined, o) })
+    .action(async (o: WaitFlags) => {
+      if (o.dryRun) return await printPlan(client(o.timeout), { command: 'shutdown' })
+      await changeAndWait(client(o.timeout), '/v1/cluster/shutdown', undefined, o)
+    })
 
   waitOpts(program.command('propagate').alias('propagate_service')
     .description('one more instance of SERVICE (up to its max); a VM is launched when no node has room')
     .argument('<service>'))
-    .action(async (service: string, o: WaitFlags) => { await changeAndWait(client(o.timeout), `/v1/services/${encodeURIComponent(service)}/propagate`, undefined, o) })
+    .action(async (service: string, o: WaitFlags) => {
+      if (o.dryRun) return await printPlan(client(o.timeout), { command: 'propagate', service })
+      await changeAndWait(client(o.timeout), `/v1/services/${encodeURIComponent(service)}/propagate`, undefined, o)
+    })
 
   waitOpts(program.command('scale')
     .description('set the number of instances of SERVICE')
     .argument('<service>').argument('<count>', 'instances', int('count')))
-    .action(async (service: string, count: number, o: WaitFlags) => { await changeAndWait(client(o.timeout), `/v1/services/${encodeURIComponent(service)}/scale`, { count }, o) })
+    .action(async (service: string, count: number, o: WaitFlags) => {
+      if (o.dryRun) return await printPlan(client(o.timeout), { command: 'scale', service, count })
+      await changeAndWait(client(o.timeout), `/v1/services/${encodeURIComponent(service)}/scale`, { count }, o)
+    })
 
   waitOpts(program.command('migrate').alias('migrate_service')
     .description('move INSTANCE to another node: start the new one, wait ONLINE, repoint, stop the old')
@@ -122,8 +134,19 @@ export function buildProgram (): Command {
     .option('--to <node>', 'target node (default: the least loaded with room)'))
     .action(async (instance: string, o: WaitFlags & { to?: string }) => {
       if (o.to !== undefined && o.to.trim() === '') throw new InputError([{ file: 'command line', field: '--to', message: 'give a node id (see `wakame status`), or leave --to out' }])
+      if (o.dryRun) return await printPlan(client(o.timeout), { command: 'migrate', instance, ...(o.to !== undefined ? { to: o.to } : {}) })
       await changeAndWait(client(o.timeout), `/v1/instances/${encodeURIComponent(instance)}/migrate`, o.to !== undefined ? { to: o.to } : {}, o,
         (s) => !s.services.some(svc => svc.instances.some(i => i.id === instance)))
+    })
+
+  program.command('plan')
+    .description('print what the leader would do for COMMAND (launch, place, move, stop, terminate) and why, without doing it; no COMMAND: what it would do on its own')
+    .argument('[command]', 'launch_cluster, shutdown_cluster, propagate_service SERVICE, scale SERVICE N, migrate_service INSTANCE (or their new names)')
+    .argument('[args...]')
+    .option('--spec <file>', 'launch: the spec to launch')
+    .option('--to <node>', 'migrate: the target node')
+    .action(async (name: string | undefined, args: string[], o: { spec?: string, to?: string }) => {
+      await printPlan(client(), name === undefined ? undefined : planBody(name, args, o))
     })
 
   program.command('validate')
@@ -180,6 +203,32 @@ export function sinceParam (v: string, now = Date.now()): string {
   const t = Date.parse(v)
   if (Number.isNaN(t)) throw new InputError([{ file: 'command line', field: '--since', message: `"${v}" is not a duration (10m), an ISO time or a sequence number` }])
   return new Date(t).toISOString()
+}
+
+const PLAN_NAMES: Record<string, string> = { launch: 'launch', launch_cluster: 'launch', shutdown: 'shutdown', shutdown_cluster: 'shutdown', propagate: 'propagate', propagate_service: 'propagate', scale: 'scale', migrate: 'migrate', migrate_service: 'migrate' }
+
+/** `wakame plan NAME ARGS...` as the body of POST /v1/plan. */
+function planBody (name: string, args: string[], o: { spec?: string, to?: string }): Record<string, unknown> {
+  const command = Object.hasOwn(PLAN_NAMES, name) ? PLAN_NAMES[name]! : undefined
+  const bad = (message: string): never => { throw new InputError([{ file: 'command line', message }]) }
+  if (!command) return bad(`cannot plan "${name}"; plan one of: ${Object.keys(PLAN_NAMES).join(', ')}`)
+  const want = { launch: 0, shutdown: 0, propagate: 1, scale: 2, migrate: 1 }[command as 'launch']
+  if (args.length !== want) bad(`${name} takes ${want === 0 ? 'no arguments' : want === 1 ? (command === 'migrate' ? 'an INSTANCE' : 'a SERVICE') : 'a SERVICE and a COUNT'}; got ${args.length}`)
+  if (o.spec !== undefined && command !== 'launch') bad('--spec goes with launch only')
+  if (o.to !== undefined && command !== 'migrate') bad('--to goes with migrate only')
+  switch (command) {
+    case 'launch': return { command, ...(o.spec ? { spec: specBody(o.spec) } : {}) }
+    case 'propagate': return { command, service: args[0] }
+    case 'scale': return /^\d+$/.test(args[1]!) ? { command, service: args[0], count: Number(args[1]) } : bad('COUNT must be a whole number')
+    case 'migrate': return { command, instance: args[0], ...(o.to !== undefined ? { to: o.to } : {}) }
+    default: return { command }
+  }
+}
+
+/** Ask the leader for the plan and print it; nothing changes. */
+async function printPlan (client: Client, body: unknown): Promise<void> {
+  const p = await client.plan(body)
+  for (const line of formatPlan({ ...p, actions: p.actions as PlanAction[] })) console.log(line)
 }
 
 /** The spec as sent to the leader; validated here first, so errors point at the local file. */

@@ -360,8 +360,60 @@ function bringUp (ctx: Ctx, spec: Spec): void {
   for (const inst of Object.values(d.instances)) {
     if (!spec.services[inst.service] && inst.phase === 'run') startDrain(ctx, inst, 'service removed from the spec')
   }
+  moveCrashLoops(ctx, spec)
   placeWaiting(ctx, spec)
   progressMigrations(ctx)
+}
+
+/**
+ * An instance whose node gave up restarting it (a crash loop) may do better elsewhere (a bad disk,
+ * a port taken, a node-local misconfiguration): it is moved, like a migration, to a node where it
+ * has not failed yet. The nodes it failed on are kept in the record, so a new leader knows; once it
+ * has failed on restart.max_nodes nodes (or no other node has room) it stays FAIL with its error.
+ */
+function moveCrashLoops (ctx: Ctx, spec: Spec): void {
+  const { d, obs } = ctx
+  for (const inst of Object.values(d.instances)) {
+    if (inst.phase !== 'run' || inst.node === null || inst.migratingTo) continue
+    const r = reportedState(obs, inst.node, inst.id)
+    if (inst.gaveUp && r?.state === 'ONLINE') {
+      // Serving again (a fixed spec restarted it): no longer given up; where it failed is kept.
+      delete inst.gaveUp
+      ctx.notes.push(`${inst.id}: ONLINE again on ${inst.node} after its crash loop`)
+    }
+    if (inst.gaveUp || !r?.gaveUp) continue
+    const s = spec.services[inst.service]
+    if (!s) continue
+    // The new instance of a migration crash-loops while the old one still runs: the migration is
+    // called off (the old one stays, the new one goes), rather than moving the new one on.
+    const old = inst.replaces ? d.instances[inst.replaces] : undefined
+    if (old && old.phase === 'run' && old.migratingTo === inst.id) {
+      delete old.migratingTo
+      startDrain(ctx, inst, 'crash loop')
+      ctx.notes.push(`${inst.id}: crash loop on ${inst.node} (${r.error ?? 'crash loop'}); migration of ${old.id} called off, it stays on ${old.node}`)
+      continue
+    }
+    const failedOn = [...new Set([...(inst.failedOn ?? []), inst.node])]
+    const maxNodes = s.restart?.max_nodes ?? 3
+    const error = r.error ?? 'crash loop'
+    if (failedOn.length >= maxNodes) {
+      inst.failedOn = failedOn
+      inst.gaveUp = `failed on ${failedOn.length} node${failedOn.length === 1 ? '' : 's'} (${failedOn.join(', ')}; restart.max_nodes ${maxNodes}): left FAIL; last error: ${error}`.slice(0, 2000)
+      ctx.notes.push(`${inst.id}: ${inst.gaveUp}`)
+      continue
+    }
+    // Only to a node with room where it has not failed: a new VM is not launched for a crash loop.
+    const room = pickRoom(d, spec, obs, inst.service, failedOn, zoneFor(d, inst))
+    if (!room) {
+      ctx.notes.push(`${inst.id}: crash loop on ${inst.node}; no other node with room where it has not failed, so it stays FAIL`)
+      continue
+    }
+    const next = startMigration(d, spec, obs, inst, room)
+    next.failedOn = failedOn
+    // The old one serves nothing: it drains (at once, it is not ONLINE) without waiting for the new one.
+    startDrain(ctx, inst, 'crash loop')
+    ctx.notes.push(`${inst.id}: crash loop on ${inst.node} (${error}); moving to ${next.id} on ${room.node} (failed on ${failedOn.length} of restart.max_nodes ${maxNodes})`)
+  }
 }
 
 /** Stop services level by level, dependents first; then the VMs, except the node it was asked on. */
@@ -411,7 +463,7 @@ function placeWaiting (ctx: Ctx, spec: Spec): void {
   replaceOutOfZone(ctx)
   for (const inst of Object.values(ctx.d.instances)) {
     if (inst.node !== null || inst.phase !== 'run') continue
-    const exclude = [inst.notOn, inst.replaces ? ctx.d.instances[inst.replaces]?.node : undefined].filter((n): n is string => !!n)
+    const exclude = [inst.notOn, inst.replaces ? ctx.d.instances[inst.replaces]?.node : undefined, ...(inst.failedOn ?? [])].filter((n): n is string => !!n)
     const room = pickRoom(ctx.d, spec, ctx.obs, inst.service, exclude, zoneFor(ctx.d, inst))
     if (!room) continue
     inst.node = room.node

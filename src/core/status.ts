@@ -27,6 +27,14 @@ export interface InstanceStatus {
   onChange?: InstanceReport['onChange']
   /** Its autoscaling metric, as last reported. */
   metric?: number
+  /** Failures since it was last stable (its node's crash-loop count). */
+  failures?: number
+  /** Its node stopped restarting it (crash loop). */
+  crashLoop?: boolean
+  /** Nodes it crash-looped on (it is not placed there again). */
+  failedOn?: NodeId[]
+  /** The leader stopped moving it: why. */
+  gaveUp?: string
 }
 
 export interface ServiceStatus {
@@ -140,7 +148,11 @@ export function buildStatus (input: StatusInput): StatusReport {
             ...(r?.deps && Object.keys(r.deps).length > 0 ? { deps: r.deps } : {}),
             ...(r?.rerenders !== undefined ? { rerenders: r.rerenders } : {}),
             ...(r?.onChange ? { onChange: r.onChange } : {}),
-            ...(r?.metric !== undefined && r.state === 'ONLINE' ? { metric: r.metric } : {})
+            ...(r?.metric !== undefined && r.state === 'ONLINE' ? { metric: r.metric } : {}),
+            ...(r?.failures ? { failures: r.failures } : {}),
+            ...(r?.gaveUp ? { crashLoop: true } : {}),
+            ...(rec.failedOn?.length ? { failedOn: rec.failedOn } : {}),
+            ...(rec.gaveUp ? { gaveUp: rec.gaveUp } : {})
           }
         })
         const desired = doc.phase === 'up' ? (doc.desired[name] ?? 0) : 0
@@ -164,7 +176,7 @@ export function buildStatus (input: StatusInput): StatusReport {
           else if (policy.metric === 'reported' && current > 0) warnings.push(`${name}: autoscaling on a reported metric, but no ONLINE instance reports one (its health answer must be {"metric": <number>})`)
         }
         if (doc.phase === 'up' && current < s.min) warnings.push(`${name}: ${current} ONLINE, below its min (${s.min})`)
-        for (const i of instances) if (i.state === 'FAIL') warnings.push(`${i.id} on ${i.node}: FAIL${i.error ? `: ${i.error}` : ''}`)
+        for (const i of instances) if (i.state === 'FAIL') warnings.push(`${i.id} on ${i.node}: FAIL${i.error ? `: ${i.error}` : ''}${i.gaveUp ? ` (not moved again: ${i.gaveUp.split(':')[0]})` : ''}`)
         services.push(st)
       }
     }

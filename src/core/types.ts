@@ -53,6 +53,13 @@ export interface InstanceRec {
   replaces?: InstanceId
   /** A migrated instance must not land back on the node it left (kept until it is placed). */
   notOn?: NodeId
+  /**
+   * Nodes where this instance (or the one it replaces) crash-looped until its node gave up on it:
+   * it is not placed there again, and after the service's restart.max_nodes it is not moved again.
+   */
+  failedOn?: NodeId[]
+  /** Set once the leader stopped moving it (failed on too many nodes): why, with its last error. */
+  gaveUp?: string
   /** A stopped stateful instance must wait for its node to be gone or to report it stopped. */
   volume?: string
 }
@@ -183,6 +190,10 @@ export interface InstanceReport {
   error?: string
   /** Its autoscaling metric, from its last healthy HTTP health answer `{"metric": n}` (ONLINE only). */
   metric?: number
+  /** Failures since it was last stable (ONLINE for the service's restart.stable_ms). */
+  failures?: number
+  /** The node stopped restarting it (crash loop): the leader may move it elsewhere. */
+  gaveUp?: boolean
 }
 
 /** A node's heartbeat, as the core sees it (the mesh adds signatures and sizes). */

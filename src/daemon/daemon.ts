@@ -13,7 +13,7 @@ import { dependencyView, instancesInDeadGrace, membershipKnown } from '../core/v
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { loadOrCreatePeerKey, loadPsk, loadToken } from '../mesh/keys.js'
 import { Mesh, toMultiaddr } from '../mesh/mesh.js'
-import type { SubmitResult } from '../node/leader.js'
+import type { PlanAnswerResult, SubmitResult } from '../node/leader.js'
 import { NodeCore } from '../node/node.js'
 import type { Provider } from '../providers/provider.js'
 import type { ClusterEvent } from '../events/event.js'
@@ -230,6 +230,10 @@ export class Daemon {
   /** This node's event history (its own observations and every leader's decisions it received). */
   eventLog (q: EventQuery): { events: ClusterEvent[], last: number } {
     return { events: this.events.query(q), last: this.events.lastSeq }
+  }
+
+  plan (cmd: Command | undefined): PlanAnswerResult {
+    return this.node.plan(cmd, now())
   }
 
   get defaultSpecPath (): string | undefined { return this.cfg.spec }

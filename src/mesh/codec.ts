@@ -25,7 +25,9 @@ const InstanceReportSchema = z.object({
   rerenders: count.optional(),
   onChange: z.object({ action: z.enum(['reload', 'restart', 'none']), ok: z.boolean(), at: z.string().max(40), output: z.string().max(2000).optional(), note: z.string().max(200).optional() }).optional(),
   error: z.string().max(2000).optional(),
-  metric: z.number().min(-1e12).max(1e12).optional()
+  metric: z.number().min(-1e12).max(1e12).optional(),
+  failures: count.optional(),
+  gaveUp: z.boolean().optional()
 })
 
 export const HeartbeatSchema = z.object({
@@ -74,6 +76,8 @@ const DocSchema = z.object({
     migratingTo: id.optional(),
     replaces: id.optional(),
     notOn: id.optional(),
+    failedOn: z.array(id).max(100).optional(),
+    gaveUp: z.string().max(2000).optional(),
     volume: z.string().optional()
   })),
   launches: z.record(id, z.object({ id, term: count, status: z.enum(['pending', 'launched', 'failed']), vm: id.optional(), reason: z.string(), error: z.string().optional(), zone: z.string().max(64).optional() })),

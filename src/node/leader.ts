@@ -4,6 +4,7 @@
 import { applyCommand, type Command, type CommandErrorCode } from '../core/commands.js'
 import type { Consensus } from '../core/consensus/consensus.js'
 import type { Observed } from '../core/observed.js'
+import { planCommand, type PlanResult } from '../core/plan.js'
 import { newLeaderMemory, schedule, type LeaderMemory, type SchedulerConfig } from '../core/scheduler.js'
 import { compareDocId, type ClusterDoc, type DocId, type NodeId } from '../core/types.js'
 import { clip, DOC_EVENTS, describeCommand, leaderEventId, noteSubject, type ClusterEvent, type EventKind } from '../events/event.js'
@@ -13,6 +14,8 @@ import type { Logger } from '../util/log.js'
 export type SubmitResult =
   | { ok: true, message: string, version: number }
   | { ok: false, code: CommandErrorCode | 'NOT_LEADER' | 'TIMEOUT', message: string }
+
+export type PlanAnswerResult = PlanResult | { ok: false, code: 'NOT_LEADER', message: string }
 
 interface Pending {
   cmd: Command
@@ -66,6 +69,16 @@ export class LeaderLoop {
   async submit (cmd: Command, by?: string): Promise<SubmitResult> {
     if (this.deps.consensus.currentRole !== 'leader') return { ok: false, code: 'NOT_LEADER', message: 'this node is not the leader' }
     return await new Promise(resolve => this.queue.push({ cmd, resolve, internal: false, ...(by ? { by } : {}) }))
+  }
+
+  /**
+   * What the command would lead to, without proposing anything (plan / --dry-run): from the
+   * latest document this leader made, with copies of its observations and memory.
+   */
+  plan (cmd: Command | undefined, now: number): PlanAnswerResult {
+    const c = this.deps.consensus
+    if (c.currentRole !== 'leader' || !c.acceptedDoc) return { ok: false, code: 'NOT_LEADER', message: 'this node is not the leader' }
+    return planCommand({ doc: c.acceptedDoc, obs: this.deps.observe(now), mem: this.mem, now, term: c.currentTerm, self: this.deps.self, ...(cmd ? { cmd } : {}), ...(this.deps.scheduler ? { cfg: this.deps.scheduler } : {}) })
   }
 
   /** Queue a cloud result (launch done, node terminated, volume moved). */

@@ -16,7 +16,7 @@ import { clip, leaderEventId, type ClusterEvent, type EventKind } from '../event
 import type { Provider } from '../providers/provider.js'
 import type { Logger } from '../util/log.js'
 import { CloudExecutor } from './executor.js'
-import { LeaderLoop, type SubmitResult } from './leader.js'
+import { LeaderLoop, type PlanAnswerResult, type SubmitResult } from './leader.js'
 
 /** A gap between ticks above this means the process was stalled (ticks come every ~100 ms). */
 const STALL_GAP_MS = 500
@@ -196,6 +196,10 @@ export class NodeCore {
 
   async submit (cmd: Command, by?: string): Promise<SubmitResult> {
     return await this.leader.submit(cmd, by)
+  }
+
+  plan (cmd: Command | undefined, now: number): PlanAnswerResult {
+    return this.leader.plan(cmd, now)
   }
 
   // ---- queries ----

@@ -42,6 +42,8 @@ export interface SimPlan {
   livenessMs: number
   /** Per-node clock rate error, at most (e.g. 0.002 = 0.2 %). */
   maxDrift: number
+  /** Instances of this service crash-loop on this node (its supervisor gives up on them): they must move. */
+  crashLoop?: { service: string, node: string }
 }
 
 export interface PlanOptions {
@@ -49,6 +51,8 @@ export interface PlanOptions {
   nodes?: number
   /** No faults at all (scale runs). */
   calm?: boolean
+  /** Seeds may crash-loop a service on one node (default true; false replays a seed as before they existed). */
+  crashLoops?: boolean
 }
 
 export function makePlan (seed: number, opts: PlanOptions = {}): SimPlan {
@@ -85,6 +89,9 @@ export function makePlan (seed: number, opts: PlanOptions = {}): SimPlan {
     }
   }
   const calm = opts.calm === true
+  // Drawn from a generator of its own, so every other choice of a seed stays what it was.
+  const cr = new Rng(seed ^ 0xc2a5)
+  const crashLoop = !calm && opts.crashLoops !== false && cr.chance(0.3) ? { service: cr.pick(['app', 'www']), node: `vm-${cr.int(1, 3)}` } : undefined
   return {
     seed,
     initialNodes,
@@ -99,6 +106,7 @@ export function makePlan (seed: number, opts: PlanOptions = {}): SimPlan {
     workload: workload.sort((a, b) => a.at - b.at),
     faultEndMs,
     livenessMs: 90_000,
-    maxDrift: calm ? 0 : 0.002
+    maxDrift: calm ? 0 : 0.002,
+    ...(crashLoop ? { crashLoop } : {})
   }
 }

@@ -20,6 +20,8 @@ export interface SimInstance {
   view?: number
   viewKey?: string
   stateful: boolean
+  /** It crash-looped and its supervisor gave up (FAIL). */
+  gaveUp?: boolean
 }
 
 /** How a message was sent: by whom (which incarnation), when, in which term, and what it echoes. */
@@ -47,6 +49,8 @@ export interface SimNodeHost {
   clock: (node: SimNode) => number
   /** The autoscaling metric an instance reports now, if any (a synthetic load). */
   metric?: (inst: SimInstance) => number | undefined
+  /** Whether instances of `service` crash-loop on `node` (the seed's crashLoop). */
+  crashes?: (node: string, service: string) => boolean
   /** A logger for a node (debugging a seed), or undefined for silence. */
   logger?: (id: string) => Logger | undefined
 }
@@ -147,7 +151,7 @@ export class SimNode {
     const out: Record<string, InstanceReport> = {}
     for (const i of this.instances.values()) {
       const metric = this.host.metric?.(i)
-      out[i.id] = { state: i.state, ...(i.view !== undefined ? { view: i.view } : {}), ...(metric !== undefined ? { metric } : {}) }
+      out[i.id] = { state: i.state, ...(i.view !== undefined ? { view: i.view } : {}), ...(metric !== undefined ? { metric } : {}), ...(i.gaveUp ? { gaveUp: true, failures: 5, error: 'crash loop: gave up after 5 failures; last: exited with code 3' } : {}) }
     }
     return out
   }
@@ -191,7 +195,14 @@ export class SimNode {
         this.instances.set(id, inst)
         if (inst.stateful) this.host.statefulStarted(this, inst)
         const started = inst
-        this.host.schedule(this.rng.range(100, 1_500), () => { if (started.state === 'Starting' && this.instances.get(id) === started) { started.state = 'ONLINE'; this.changed() } })
+        // A crash-looping one fails its restarts until its supervisor gives up (as a real one would after restart.max_failures).
+        const crashes = this.host.crashes?.(this.id, inst.service) === true
+        this.host.schedule(crashes ? this.rng.range(2_000, 8_000) : this.rng.range(100, 1_500), () => {
+          if (started.state !== 'Starting' || this.instances.get(id) !== started) return
+          started.state = crashes ? 'FAIL' : 'ONLINE'
+          if (crashes) started.gaveUp = true
+          this.changed()
+        })
       }
       const view = dependencyView(doc, members, li.rec.service, this.host.clock(this), VIEW_DEAD_GRACE_MS)
       inst.view = doc.version

@@ -47,7 +47,7 @@ export interface SimResult {
 }
 
 /** A deliberate bug, to prove the checkers catch it. */
-export type Mutation = 'act-without-lease' | 'act-in-anothers-term' | 'act-in-old-term' | 'fresh-token-per-attempt' | 'stateful-twice' | 'forget-desired'
+export type Mutation = 'act-without-lease' | 'act-in-anothers-term' | 'act-in-old-term' | 'fresh-token-per-attempt' | 'stateful-twice' | 'forget-desired' | 'false-crash-report'
 
 export interface SimOptions {
   plan: SimPlan
@@ -181,6 +181,8 @@ export class Simulation {
       proposed: (from: SimNode, version: number, term: number, mayAct: boolean) => this.proposed(from, version, term, mayAct),
       provider: this.cloud.providerFor(vm.id),
       statefulStarted: (node: SimNode, inst: SimInstance) => this.statefulStarted(node, inst),
+      // (The mutation: www "crash-loops" everywhere, though the seed made nothing crash.)
+      crashes: (node: string, service: string) => (this.plan.crashLoop?.node === node && this.plan.crashLoop.service === service) || (this.opts.mutation === 'false-crash-report' && service === 'www'),
       clock: (n: SimNode) => this.clock(n),
       metric: (inst: SimInstance) => this.metric(inst),
       logger: (id: string) => this.opts.log?.includes(id) ? logFor(id, () => this.now) : undefined
@@ -358,7 +360,8 @@ export class Simulation {
       lastMajorityAt: (id, voters) => this.lastMajorityAt(id, voters),
       // The lease is measured on the leader's own clock (drift); contacts are exact (see received).
       leaseSlackMs: TIMING.consensus.leaseMs * (1 + 2 * this.plan.maxDrift),
-      acks: this.acks
+      acks: this.acks,
+      ...(this.plan.crashLoop ? { crashLoop: this.plan.crashLoop } : {})
     }
   }
 

@@ -136,6 +136,17 @@ export const ServiceSchema = z.strictObject({
   }).default({ signal: 'SIGHUP', timeout_ms: 10_000 }),
   /** Config files rendered from the dependency view (Eta templates), re-rendered when it changes. */
   templates: z.array(TemplateSchema).max(16).default([]),
+  /**
+   * Crash loops: after `max_failures` failures with no stable ONLINE period (`stable_ms`) between
+   * them, the node stops restarting the instance (FAIL, with its last error); the leader then moves
+   * it to another node, and leaves it FAIL once it has failed on `max_nodes` different nodes.
+   */
+  restart: z.strictObject({
+    max_failures: z.number().int().min(1).max(1000).default(5),
+    /** An instance ONLINE this long is stable: its failure count starts over. */
+    stable_ms: ms(60_000),
+    max_nodes: z.number().int().min(1).max(100).default(3)
+  }).default({ max_failures: 5, stable_ms: 60_000, max_nodes: 3 }),
   /** How long the leader waits for dependents to stop using an instance before stopping it. */
   drain_timeout_ms: ms(5_000),
   /**

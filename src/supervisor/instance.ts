@@ -9,7 +9,7 @@ import { Backoff, TimerGroup } from './backoff.js'
 import { checkKind, runCheck } from './health.js'
 import { instanceDir, procStat, removePidFile, writePidFile, type PidFile } from './pidfile.js'
 import { AdoptedHandle, planLaunch, runReloadCommand, spawnInstance, tailLines, type ExitInfo, type LaunchPlan, type ProcHandle } from './process.js'
-import { DEFAULT_STOP, SETTLE_MS, STARTING_CHECK_MS, type BackoffOptions, type InstanceDef } from './types.js'
+import { DEFAULT_RESTART, DEFAULT_STOP, SETTLE_MS, STARTING_CHECK_MS, type BackoffOptions, type InstanceDef } from './types.js'
 
 export interface RunnerContext {
   dataDir: string
@@ -41,6 +41,10 @@ export class InstanceRunner {
   private readonly backoff: Backoff
   private lastCheckError: string | undefined
   private consecutiveFailures = 0
+  /** Failures since the instance was last stable (ONLINE for restart.stable_ms): the crash-loop count. */
+  private failures = 0
+  /** The crash loop reached restart.max_failures: no more restarts until the leader moves it. */
+  private gaveUp = false
   private dropped = false
   private detached = false
   private readonly gone: Promise<void>
@@ -87,6 +91,8 @@ export class InstanceRunner {
     if (this.error !== undefined) r.error = this.error
     // Only a serving instance's metric means anything (it goes out with the next heartbeat).
     if (this.metric !== undefined && this.state === 'ONLINE') r.metric = this.metric
+    if (this.failures > 0) r.failures = this.failures
+    if (this.gaveUp) r.gaveUp = true
     return r
   }
 
@@ -95,6 +101,7 @@ export class InstanceRunner {
   start (): void {
     if (this.proc || this.terminating || !this.def || this.dropped || this.detached) return
     this.clearBackoff()
+    this.gaveUp = false
     let plan: LaunchPlan
     let proc: ProcHandle
     try {
@@ -138,7 +145,16 @@ export class InstanceRunner {
     }
     if (this.plan && this.proc && plan.fingerprint !== this.plan.fingerprint) {
       this.log.info('definition changed (argv, cwd, port or env): restarting')
+      this.failures = 0
       void this.restart(def)
+      return
+    }
+    if (this.gaveUp && this.plan && plan.fingerprint !== this.plan.fingerprint) {
+      // A crash loop given up on, and a new definition (a fixed spec): a fresh start, a fresh count.
+      this.log.info('definition changed after a crash loop: starting again')
+      this.failures = 0
+      this.def = def
+      this.start()
       return
     }
     // Other changes: stop and reload settings apply at once; health settings at the next (re)start.
@@ -271,7 +287,17 @@ export class InstanceRunner {
     }
     if (!this.def) return
     if (this.state !== 'FAIL') return this.start()
-    if (this.backoffTimer) return
+    if (this.backoffTimer || this.gaveUp) return
+    const max = this.def.spec.restart?.max_failures ?? DEFAULT_RESTART.max_failures
+    if (this.failures >= max) {
+      // Restarting forever hides the problem and burns the node: stay FAIL with the last error,
+      // and let the leader decide whether another node does better.
+      this.gaveUp = true
+      this.log.warn({ failures: this.failures, error: this.error }, 'crash loop: not restarting')
+      this.setState('FAIL', `crash loop: gave up after ${this.failures} failures; last: ${this.error ?? 'unknown error'}`)
+      this.ctx.onChange(this.id) // gaveUp changed even if the message did not
+      return
+    }
     const delay = this.backoff.next(Date.now())
     this.log.info({ delayMs: delay }, 'restarting after backoff')
     this.backoffTimer = setTimeout(() => {
@@ -282,6 +308,7 @@ export class InstanceRunner {
 
   private fail (msg: string): void {
     this.stopMonitoring()
+    if (this.want === 'run') this.failures++
     this.setState('FAIL', msg)
     if (this.proc) void this.terminate().then(() => this.settle())
     else this.settle()
@@ -331,6 +358,15 @@ export class InstanceRunner {
     this.backoff.online(Date.now())
     this.consecutiveFailures = 0
     this.setState('ONLINE', undefined)
+    // ONLINE for stable_ms: whatever failed before is not a crash loop any more.
+    const stableMs = this.def?.spec.restart?.stable_ms ?? DEFAULT_RESTART.stable_ms
+    if (this.failures > 0) {
+      this.run.after(stableMs, () => {
+        if (this.state !== 'ONLINE') return
+        this.failures = 0
+        this.ctx.onChange(this.id)
+      })
+    }
   }
 
   private setState (state: InstanceState, error: string | undefined): void {

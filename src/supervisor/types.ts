@@ -44,6 +44,9 @@ export const DEFAULT_BACKOFF: Required<BackoffOptions> = { initialMs: 1_000, max
 /** Without a health section, an instance is ONLINE once its process has stayed up this long. */
 export const SETTLE_MS = 300
 
+/** Crash-loop settings used when the spec (one from an older version) has none. */
+export const DEFAULT_RESTART = { max_failures: 5, stable_ms: 60_000, max_nodes: 3 } as const
+
 /** Stop signal and timeout used when none is known (an adopted instance whose pid file lacks them). */
 export const DEFAULT_STOP = { signal: 'SIGTERM', timeout_ms: 10_000 } as const
 

@@ -28,6 +28,8 @@ export class World {
   /** Every instance stop, in order. */
   readonly stops: string[] = []
   launched = 0
+  /** "service@node": instances of that service crash-loop there (FAIL, and the node gives up on them). */
+  readonly crashLoops = new Set<string>()
   private nextVm = 2
 
   constructor (readonly leader = 'vm-1') {
@@ -39,7 +41,7 @@ export class World {
     const nodes = new Map<string, ObservedNode>()
     for (const n of this.nodes.values()) {
       const instances: ObservedNode['instances'] = {}
-      for (const [id, state] of n.running) instances[id] = { state, view: n.seen }
+      for (const [id, state] of n.running) instances[id] = state === 'FAIL' ? { state, gaveUp: true, failures: 5, error: 'crash loop: gave up after 5 failures; last: exited with code 3' } : { state, view: n.seen }
       nodes.set(n.id, { id: n.id, status: n.status, ip: `10.0.0.${n.id.split('-')[1]}`, peer: n.id, current: n.seen > 0 && !!this.doc.nodes[n.id], committed: { term: 1, version: n.seen }, instances })
     }
     return { nodes }
@@ -87,7 +89,7 @@ export class World {
       if (n.seen === 0) continue
       const want = localInstances(this.doc, n.id)
       for (const [id, st] of n.running) {
-        if (!want.has(id)) { n.running.delete(id); this.stops.push(`${id}@${n.id}`) } else if (st === 'Starting') n.running.set(id, 'ONLINE')
+        if (!want.has(id)) { n.running.delete(id); this.stops.push(`${id}@${n.id}`) } else if (st === 'Starting') n.running.set(id, this.crashLoops.has(`${this.doc.instances[id]?.service}@${n.id}`) ? 'FAIL' : 'ONLINE')
       }
       for (const id of want.keys()) if (!n.running.has(id)) { n.running.set(id, 'Starting'); this.starts.push(`${id}@${n.id}`) }
     }

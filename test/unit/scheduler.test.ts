@@ -155,6 +155,85 @@ describe('scheduler', () => {
   })
 })
 
+describe('scheduler: crash loops', () => {
+  /** The node of www's instance starts crash-looping it (its supervisor gave up). */
+  function crashWww (w: World): { id: string, node: string } {
+    const inst = Object.values(w.doc.instances).find(i => i.service === 'www')!
+    w.crashLoops.add(`www@${inst.node}`)
+    w.nodes.get(inst.node!)!.running.set(inst.id, 'FAIL')
+    return { id: inst.id, node: inst.node! }
+  }
+
+  it('an instance its node gave up on moves to another node and comes ONLINE there', () => {
+    const w = launched()
+    const bad = crashWww(w)
+    w.run(20)
+    expect(w.doc.instances[bad.id]).toBeUndefined()
+    expect(w.stops).toContain(`${bad.id}@${bad.node}`)
+    const www = Object.values(w.doc.instances).filter(i => i.service === 'www')
+    expect(www).toHaveLength(1)
+    expect(www[0]!.node).not.toBe(bad.node)
+    expect(www[0]!.failedOn).toEqual([bad.node])
+    expect(w.online('www')).toEqual([`${www[0]!.id}@${www[0]!.node}`])
+    expect(w.log.some(n => n.startsWith(`${bad.id}: crash loop on ${bad.node}`) && n.includes(`moving to ${www[0]!.id} on ${www[0]!.node}`))).toBe(true)
+  })
+
+  it('after failing on restart.max_nodes nodes it stays FAIL with its error, and a new leader does not move it again', () => {
+    const w = launched()
+    for (const n of w.nodes.keys()) w.crashLoops.add(`www@${n}`)
+    crashWww(w)
+    w.run(40)
+    const www = Object.values(w.doc.instances).filter(i => i.service === 'www')
+    expect(www).toHaveLength(1)
+    expect(new Set(www[0]!.failedOn)).toEqual(new Set(w.nodes.keys()))
+    expect(www[0]!.gaveUp).toMatch(/^failed on 3 nodes \(.*; restart.max_nodes 3\): left FAIL; last error: crash loop: gave up after 5 failures; last: exited with code 3$/)
+    const starts = w.starts.filter(x => x.startsWith('www-')).length
+    expect(starts).toBe(3)
+    // Nothing more happens, with this leader or a new one (the attempts are in the document).
+    const before = JSON.stringify(w.doc)
+    w.mem.drainSince.clear()
+    w.run(20)
+    expect(w.starts.filter(x => x.startsWith('www-')).length).toBe(starts)
+    expect(schedule({ doc: w.doc, obs: w.observe(), mem: newLeaderMemory(), now: w.now + 100, term: 2, self: 'vm-1' }).next).toBeUndefined()
+    expect(JSON.stringify(w.doc)).toBe(before)
+    expect(w.launched).toBe(2) // a crash loop never launches VMs
+    // Fixed (a new spec restarted it and it serves): no longer marked, its history kept.
+    const id = www[0]!.id
+    for (const n of w.nodes.values()) if (n.running.has(id)) n.running.set(id, 'ONLINE')
+    w.run(2)
+    expect(w.doc.instances[id]?.gaveUp).toBeUndefined()
+    expect(w.doc.instances[id]?.failedOn).toHaveLength(3)
+    expect(w.log).toContain(`${id}: ONLINE again on ${w.doc.instances[id]!.node} after its crash loop`)
+  })
+
+  it('a migration whose new instance crash-loops is called off: the old one stays', () => {
+    const w = launched()
+    const old = Object.values(w.doc.instances).find(i => i.service === 'www')!
+    const to = [...w.nodes.keys()].find(n => n !== old.node)!
+    w.crashLoops.add(`www@${to}`)
+    expect(w.command({ type: 'migrate', instance: old.id, to })).toContain(`to ${to}`)
+    w.run(20)
+    expect(Object.values(w.doc.instances).filter(i => i.service === 'www').map(i => [i.id, i.node, i.phase, i.migratingTo])).toEqual([[old.id, old.node, 'run', undefined]])
+    expect(w.online('www')).toEqual([`${old.id}@${old.node}`])
+    expect(w.log.some(n => n.includes(`migration of ${old.id} called off, it stays on ${old.node}`))).toBe(true)
+  })
+
+  it('with no other node with room it stays FAIL where it is (no VM is launched for it)', () => {
+    const w = new World()
+    const spec = webSpec()
+    spec.cluster.min_nodes = 1
+    spec.cluster.max_instances_per_node = 8
+    w.command({ type: 'launch', spec })
+    w.run(30)
+    const bad = crashWww(w)
+    w.run(20)
+    expect(w.doc.instances[bad.id]?.node).toBe(bad.node)
+    expect(w.doc.instances[bad.id]?.phase).toBe('run')
+    expect(w.launched).toBe(0)
+    expect(w.log).toContain(`${bad.id}: crash loop on ${bad.node}; no other node with room where it has not failed, so it stays FAIL`)
+  })
+})
+
 // Bugs the simulator found, driven directly through schedule() with a hand-made document.
 describe('scheduler: zones and lost VMs', () => {
   const spec = webSpec()

@@ -2,6 +2,7 @@
 // run without the bug is clean.
 import { describe, expect, it } from 'vitest'
 import { actsInTermOrder, actsOnlyAsLeaseholder, actsOnlyWithMajority } from '../../src/sim/invariants/acting.js'
+import { crashLoopsMoveRight } from '../../src/sim/invariants/crash-loops.js'
 import { desiredKept } from '../../src/sim/invariants/desired-kept.js'
 import { noDuplicateVm } from '../../src/sim/invariants/no-duplicate-vm.js'
 import { oneLeaderPerTerm } from '../../src/sim/invariants/one-leader-per-term.js'
@@ -30,7 +31,8 @@ const cases: Array<[string, () => Checker, Mutation, Partial<SimPlan>]> = [
   ['a deposed leader acting in its old term after a newer leader acted', actsInTermOrder, 'act-in-old-term', isolateLeader],
   ['launch retries that ignore the idempotency token', noDuplicateVm, 'fresh-token-per-attempt', lostAnswers],
   ['a second copy of the db on another node', statefulSingle, 'stateful-twice', {}],
-  ['a leader rolling back an acknowledged count', desiredKept, 'forget-desired', scaled]
+  ['a leader rolling back an acknowledged count', desiredKept, 'forget-desired', scaled],
+  ['an instance moved for a crash loop that was not one', crashLoopsMoveRight, 'false-crash-report', {}]
 ]
 
 describe('invariant checkers catch deliberate bugs', () => {

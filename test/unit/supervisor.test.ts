@@ -258,6 +258,59 @@ describe('Supervisor: starting and health', () => {
   })
 })
 
+describe('Supervisor: crash loops', () => {
+  it('gives up after restart.max_failures: FAIL with the last error and stderr, no more restarts', async () => {
+    const sup = makeSup()
+    const events = record(sup)
+    const crash = ['node', '-e', 'console.error("fatal: config missing"); process.exit(3)']
+    sup.reconcile(one(def('job-1', spec({ command: crash, restart: { max_failures: 3 } }), undefined)))
+    const r = await waitFor('gave up', () => sup.reports()['job-1']?.gaveUp === true ? sup.reports()['job-1'] : undefined)
+    expect(r.state).toBe('FAIL')
+    expect(r.failures).toBe(3)
+    expect(r.error).toMatch(/^crash loop: gave up after 3 failures; last: exited with code 3 \/ signal null: fatal: config missing$/)
+    const starts = () => events.filter(([, e]) => e.state === 'Starting').length
+    expect(starts()).toBe(3)
+    // Backoff would have restarted it within 400 ms: nothing starts any more.
+    await new Promise(resolve => setTimeout(resolve, 800))
+    expect(starts()).toBe(3)
+    expect(sup.pid('job-1')).toBeUndefined()
+    // A stop still works (the leader moves it away).
+    sup.reconcile(new Map())
+    await waitState(sup, 'job-1', 'Offline')
+  })
+
+  it('a new definition (a fixed spec) starts a given-up instance again with a fresh count', async () => {
+    const sup = makeSup()
+    sup.reconcile(one(def('job-1', spec({ command: ['node', '-e', 'process.exit(3)'], restart: { max_failures: 2 } }), undefined)))
+    await waitFor('gave up', () => sup.reports()['job-1']?.gaveUp)
+    // The same definition again changes nothing.
+    sup.reconcile(one(def('job-1', spec({ command: ['node', '-e', 'process.exit(3)'], restart: { max_failures: 2 } }), undefined)))
+    expect(sup.reports()['job-1']).toMatchObject({ state: 'FAIL', gaveUp: true })
+    sup.reconcile(one(def('job-1', spec({ command: ['node', '-e', 'setInterval(() => {}, 1000)'], restart: { max_failures: 2 } }), undefined)))
+    const r = await waitState(sup, 'job-1', 'ONLINE')
+    expect(r.gaveUp).toBeUndefined()
+    expect(r.failures).toBeUndefined()
+  })
+
+  it('a stable ONLINE period (restart.stable_ms) starts the failure count over', async () => {
+    const sup = makeSup()
+    const port = await freePort()
+    sup.reconcile(one(def('app-1', serverSpec({ restart: { max_failures: 2, stable_ms: 300 } }), port)))
+    await waitState(sup, 'app-1', 'ONLINE')
+    await get(port, '/crash')
+    await waitState(sup, 'app-1', 'FAIL')
+    await waitState(sup, 'app-1', 'ONLINE')
+    expect(sup.reports()['app-1']?.failures).toBe(1)
+    await waitFor('the count to start over', () => sup.reports()['app-1']?.failures === undefined)
+    await get(port, '/crash')
+    await waitState(sup, 'app-1', 'FAIL')
+    // One failure after a stable period: restarted, not given up.
+    const back = await waitState(sup, 'app-1', 'ONLINE')
+    expect(back.gaveUp).toBeUndefined()
+    expect(sup.reports()['app-1']?.failures).toBe(1)
+  })
+})
+
 describe('Supervisor: stop, reload, restart', () => {
   it('stops an instance left out of the desired set with its stop signal', async () => {
     const sup = makeSup()

@@ -1,6 +1,7 @@
 // After the faults heal, the cluster must converge: one leader everyone follows, the same
 // document everywhere, every service at its desired count, every balancer rendering the same list.
 import { renderBuiltinConfig } from '../../balancers/builtin/render.js'
+import { roomOn } from '../../core/placement.js'
 import { compareDocId } from '../../core/types.js'
 import type { DependencyView } from '../../core/views.js'
 import type { World } from './types.js'
@@ -42,6 +43,12 @@ export function notConverged (w: World): string | undefined {
     for (const r of recs) {
       if (r.phase !== 'run') return `${r.id} is ${r.phase}`
       const at = where.get(r.id)
+      // A crash-looping instance may stay FAIL where it is only while no other node has room for it.
+      if (at?.state === 'FAIL' && at.node === r.node && w.crashLoop?.node === r.node && w.crashLoop.service === svc) {
+        const room = members.map(m => m.id).find(id => id !== r.node && !r.failedOn?.includes(id) && roomOn(doc, doc.spec!, id, svc) !== undefined)
+        if (room === undefined) continue
+        return `${r.id} crash-loops on ${r.node}, but ${room} has room for it`
+      }
       if (!at || at.node !== r.node || at.state !== 'ONLINE') return `${r.id} is not ONLINE on ${r.node} (${at ? `${at.state} on ${at.node}` : 'not running'})`
     }
   }
@@ -51,7 +58,7 @@ export function notConverged (w: World): string | undefined {
     if (!s.balancer) continue
     const view: DependencyView = {}
     for (const dep of s.depends_on) {
-      view[dep] = Object.values(doc.instances).filter(i => i.service === dep).map(i => {
+      view[dep] = Object.values(doc.instances).filter(i => i.service === dep && where.get(i.id)?.state === 'ONLINE').map(i => {
         const ip = doc.nodes[i.node!]!.ip
         const port = (doc.spec!.services[dep]!.port ?? 0) + i.slot
         return { id: i.id, node: i.node!, ip, port, address: `${ip}:${port}` }

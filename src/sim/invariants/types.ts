@@ -32,6 +32,8 @@ export interface World {
   /** How long after losing its majority a correct leader may still act (lease, drift, delays). */
   leaseSlackMs: number
   acks: readonly Ack[]
+  /** The seed's crash loop: instances of this service fail on this node, and only there. */
+  crashLoop?: { service: string, node: string }
 }
 
 export interface Checker {
