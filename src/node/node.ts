@@ -298,7 +298,9 @@ export class NodeCore {
   }
 
   private maybeBootstrap (now: number): void {
-    if (this.consensus.acceptedDoc) return
+    // A node that lost its state belonged to a cluster: forming another one (a first node started
+    // with bootstrap_expect 1) would later pull the old cluster's nodes into an empty document.
+    if (this.consensus.acceptedDoc || this.consensus.isAmnesic) return
     const voters = bootstrapVoters({
       self: this.id,
       expect: this.me.bootstrapExpect,
