@@ -15,6 +15,7 @@ const StateFile = z.object({
   term: z.number().int().min(0),
   votedFor: z.string().nullable(),
   leading: z.boolean().optional(),
+  amnesic: z.boolean().optional(),
   accepted: z.object({ term: z.number().int(), version: z.number().int(), cluster: z.string(), voters: z.array(z.string()) }).passthrough().nullable()
 })
 
@@ -36,8 +37,8 @@ export class NodeStore {
     try {
       const parsed = StateFile.safeParse(JSON.parse(readFileSync(this.path, 'utf8')))
       if (parsed.success) {
-        const { term, votedFor, accepted, leading } = parsed.data
-        return { state: { term, votedFor, accepted: accepted as unknown as ClusterDoc | null, ...(leading ? { leading } : {}) } }
+        const { term, votedFor, accepted, leading, amnesic } = parsed.data
+        return { state: { term, votedFor, accepted: accepted as unknown as ClusterDoc | null, ...(leading ? { leading } : {}), ...(amnesic ? { amnesic } : {}) } }
       }
       problem = parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')
     } catch (err) {
@@ -49,6 +50,6 @@ export class NodeStore {
   }
 
   save (s: PersistentState): void {
-    writeFileAtomicSync(this.path, JSON.stringify({ format: 1, term: s.term, votedFor: s.votedFor, accepted: s.accepted, ...(s.leading ? { leading: true } : {}) }), 0o600)
+    writeFileAtomicSync(this.path, JSON.stringify({ format: 1, term: s.term, votedFor: s.votedFor, accepted: s.accepted, ...(s.leading ? { leading: true } : {}), ...(s.amnesic ? { amnesic: true } : {}) }), 0o600)
   }
 }

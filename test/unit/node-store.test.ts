@@ -18,6 +18,17 @@ describe('node store', () => {
     expect(readdirSync(dir)).toEqual(['state.json']) // no temp file left behind
   })
 
+  it('keeps the leading and amnesic marks across a restart (and writes nothing for them when unset)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'store-'))
+    const s = new NodeStore(dir)
+    s.save({ term: 0, votedFor: null, accepted: null, amnesic: true })
+    expect(new NodeStore(dir).load().state).toEqual({ term: 0, votedFor: null, accepted: null, amnesic: true })
+    s.save({ term: 2, votedFor: 'a', accepted: null, leading: true })
+    expect(new NodeStore(dir).load().state).toEqual({ term: 2, votedFor: 'a', accepted: null, leading: true })
+    s.save({ term: 2, votedFor: 'a', accepted: null, leading: false })
+    expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))).not.toHaveProperty('leading')
+  })
+
   for (const [what, content] of [['truncated', '{"format":1,"term":4,"voted'], ['garbage', '\u0000\u0001not json'], ['the wrong shape', '{"format":1,"term":"four"}']] as const) {
     it(`a ${what} file is reported, set aside, and the node starts empty`, () => {
       const dir = mkdtempSync(join(tmpdir(), 'store-'))

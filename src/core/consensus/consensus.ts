@@ -33,6 +33,12 @@ export interface PersistentState {
    * that leader dead), so after a restart from such a state it owes no quiet period (restartedAt).
    */
   leading?: boolean
+  /**
+   * Written while the node is amnesic (it lost its state, see Consensus.amnesic), so that another
+   * restart before it is re-added does not make it look fresh (and, with bootstrap_expect 1, form a
+   * new cluster).
+   */
+  amnesic?: boolean
 }
 
 export type ConsensusEvent =
@@ -114,7 +120,9 @@ export class Consensus {
 
   constructor (id: NodeId, persisted: PersistentState | null, now: number, rng: Rng, cfg: ConsensusConfig = DEFAULT_CONSENSUS, amnesic = false) {
     this.id = id
-    this.amnesic = amnesic
+    this.amnesic = amnesic || persisted?.amnesic === true
+    // Remember the amnesia at once: the lost file is gone, and the next start must still know.
+    if (this.amnesic) this.dirty = true
     this.cfg = cfg
     this.rng = rng
     this.term = persisted?.term ?? 0
@@ -286,7 +294,7 @@ export class Consensus {
     const rd: Ready = {
       send: this.out,
       events: this.events,
-      persist: this.dirty ? { term: this.term, votedFor: this.votedFor, accepted: this.accepted, leading: this.role === 'leader' } : undefined,
+      persist: this.dirty ? { term: this.term, votedFor: this.votedFor, accepted: this.accepted, leading: this.role === 'leader', ...(this.amnesic ? { amnesic: true } : {}) } : undefined,
       committed: this.newlyCommitted
     }
     this.out = []
@@ -503,7 +511,7 @@ export class Consensus {
       this.committedDoc = best
       this.newlyCommitted = best
       // Removed from the voters by a committed change: whatever it forgot no longer counts.
-      if (this.amnesic && !best.voters.includes(this.id)) this.amnesic = false
+      if (this.amnesic && !best.voters.includes(this.id)) { this.amnesic = false; this.dirty = true }
     }
     if (this.committedDoc && compareDocId(docId(this.committedDoc), this.commitId) === 0 && this.commitId.term === this.term) this.current = true
   }
