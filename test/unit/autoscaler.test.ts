@@ -15,6 +15,8 @@ import { ScaleSchema, type TargetScaleSpec } from '../../src/spec/schema.js'
 import { InputError } from '../../src/util/errors.js'
 
 const STEP_MS = 1_000
+/** Runs of the noisy property (AUTOSCALE_RUNS=3000 for a longer search). */
+const RUNS = Number(process.env.AUTOSCALE_RUNS ?? 200)
 const START_MS = 2_000
 
 function policy (over: Partial<TargetScaleSpec> = {}): TargetScaleSpec {
@@ -122,7 +124,7 @@ describe('autoscaler (target tracking)', () => {
       }), { numRuns: 200 })
   })
 
-  it('no flapping with a noisy metric around target (±30 % per sample, an hour): few actions, never back and forth', () => {
+  it('no flapping with a noisy metric around target (±30 % per sample, an hour): few actions, a scale-in never undone', () => {
     const p = policy()
     fc.assert(fc.property(
       fc.double({ min: 0.5, max: 4, noNaN: true }),
@@ -132,8 +134,11 @@ describe('autoscaler (target tracking)', () => {
         const rand = (): number => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return ((x >>> 0) / 2 ** 32) }
         const r = run({ p, min: 1, max: 8, start: 1, load: () => load, noise: () => (rand() - 0.5) * 0.6, durationMs: 3_600_000 })
         expect(r.actions.length).toBeLessThanOrEqual(4)
-        expect(reversals(r.actions)).toBe(0)
-      }), { numRuns: 100 })
+        // A first scale-out sized on one noisy sample may overshoot and be corrected by scale-ins;
+        // what must never happen is a scale-in undone by a scale-out (the flap).
+        const firstIn = r.actions.findIndex(a => a.action === 'in')
+        if (firstIn >= 0) expect(r.actions.slice(firstIn).map(a => a.action)).not.toContain('out')
+      }), { numRuns: RUNS })
   })
 
   it('a load that really swings up and down every few minutes: scale-in waits longer each time it is undone', () => {
