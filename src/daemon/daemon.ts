@@ -172,7 +172,9 @@ export class Daemon {
   /** The event log is a record, not a duty: a full disk must not stop the node's loop. */
   private logEvent (e: ClusterEvent): void {
     try {
-      this.events.append(e)
+      const fresh = this.events.append(e)
+      // Counted once, and only where it happened (a decision rides in documents to every node).
+      if (fresh && e.node === this.id) this.metricsRegistry?.events.inc({ kind: e.kind })
       this.eventLogFailing = false
     } catch (err) {
       if (!this.eventLogFailing) this.log.error({ err: String(err) }, 'cannot write the event log; events are kept in memory only until it works again')

@@ -24,6 +24,8 @@ export class Metrics {
   readonly providerSeconds = new Histogram({ name: 'wakame_provider_call_seconds', help: 'Latency of cloud provider calls', labelNames: ['call'], buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 60], registers: [this.registry] })
   readonly proposals = new Counter({ name: 'wakame_scheduler_documents_proposed_total', help: 'Cluster documents this node proposed as leader (each a scheduling decision)', registers: [this.registry] })
   readonly renderSeconds = new Histogram({ name: 'wakame_render_seconds', help: 'Rendering an instance\'s dependency files (balancer configs included)', buckets: [0.0005, 0.002, 0.01, 0.05, 0.2, 1], registers: [this.registry] })
+  /** Events this node recorded itself (its decisions as leader, the transitions it saw), by kind. */
+  readonly events = new Counter({ name: 'wakame_events_total', help: 'Events this node recorded itself, by kind (decision: a scheduler action as leader; command; cloud; member; leader; instance)', labelNames: ['kind'], registers: [this.registry] })
   private readonly elections = new Counter({ name: 'wakame_elections_total', help: 'Terms this node has seen begin (elections), since it started', registers: [this.registry] })
   private readonly balancerChanges = new Counter({ name: 'wakame_balancer_changes_total', help: 'Balancer changes applied on this node, by instance and how (reload, resend, invalid, runtime_api)', labelNames: ['instance', 'kind', 'how'], registers: [this.registry] })
 

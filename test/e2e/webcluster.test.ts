@@ -70,6 +70,9 @@ describe('the example web cluster', () => {
     // The leader launched the VMs of min_nodes through the provider, and proposed documents.
     expect(leader.value('wakame_provider_calls_total', { call: 'launch', outcome: 'ok' })).toBeGreaterThanOrEqual(2)
     expect(leader.value('wakame_scheduler_documents_proposed_total')).toBeGreaterThan(0)
+    // Scheduler actions (placements, launches) and operator commands, counted where they were decided.
+    expect(leader.value('wakame_events_total', { kind: 'decision' })).toBeGreaterThanOrEqual(4)
+    expect(leader.value('wakame_events_total', { kind: 'command' })).toBeGreaterThanOrEqual(2)
     // The lb's node re-rendered and reloaded its balancer as app grew.
     const lbNode = s.services.find(v => v.name === 'lb')!.instances[0]!.node!
     const lb = await scrape(lbNode)
