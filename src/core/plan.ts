@@ -9,8 +9,8 @@ import { applyCommand, type Command, type CommandErr } from './commands.js'
 import { planCloud } from './cloud-plan.js'
 import { localInstances } from './local-plan.js'
 import type { Observed, ObservedNode } from './observed.js'
-import { schedule, type LeaderMemory, type SchedulerConfig } from './scheduler.js'
-import type { ClusterDoc, InstanceRec, NodeId } from './types.js'
+import { schedule, type LeaderMemory, type ScheduleInput } from './scheduler.js'
+import type { ClusterDoc, InstanceRec } from './types.js'
 
 export type PlanActionKind = 'launch' | 'place' | 'move' | 'drain' | 'stop' | 'terminate' | 'give-up'
 
@@ -41,17 +41,10 @@ export interface PlanOk {
 
 export type PlanResult = PlanOk | CommandErr
 
-export interface PlanInput {
-  doc: ClusterDoc
+/** What schedule() takes (the leader's memory is copied, never changed), and the command to plan. */
+export interface PlanInput extends ScheduleInput {
   /** Undefined: what the leader would do on its own from here. */
   cmd?: Command
-  obs: Observed
-  /** The leader's memory; copied, never changed. */
-  mem: LeaderMemory
-  now: number
-  term: number
-  self: NodeId
-  cfg?: SchedulerConfig
   /** Most scheduler steps to simulate. @default 40 */
   maxSteps?: number
   /** Simulated time between steps (lets drains and grace periods run out). @default 1000 */
