@@ -1,6 +1,6 @@
 // Loads and validates a cluster spec. Every problem names the file, line and field; a rejected
 // spec is never partially applied (the caller gets an InputError and changes nothing).
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { InputError, type InputProblem } from '../util/errors.js'
 import { loadYamlWith, positionOf, type LoadedYaml } from '../util/yaml.js'
@@ -24,9 +24,34 @@ export function loadSpecText (text: string, file: string, dir: string): Spec {
   const services: Record<string, ServiceSpec> = {}
   for (const [name, s] of Object.entries(value.services)) services[name] = { ...s, max: s.max ?? Math.max(s.min, 1) }
   const spec: Spec = { cluster: value.cluster, services, dir }
-  const problems = checkSpec(spec).map(p => located(loaded, p))
+  const problems = [...checkSpec(spec), ...checkFiles(spec)].map(p => located(loaded, p))
   if (problems.length > 0) throw new InputError(problems)
   return spec
+}
+
+/**
+ * Template files the spec names must be readable now: found missing only when an instance renders,
+ * they would make every instance of the service FAIL at once (the same path holds on every node
+ * booted from one image).
+ */
+function checkFiles (spec: Spec): PathProblem[] {
+  const problems: PathProblem[] = []
+  const check = (source: string | undefined, path: Array<string | number>): void => {
+    if (source === undefined) return
+    const abs = resolve(spec.dir, source)
+    try {
+      if (!statSync(abs).isFile()) problems.push({ path, message: `${abs} is not a file` })
+      else accessSync(abs, constants.R_OK)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      problems.push({ path, message: code === 'ENOENT' ? `no template file ${abs} (paths are relative to the spec's directory)` : `cannot read ${abs}: ${(err as Error).message}` })
+    }
+  }
+  for (const [name, svc] of Object.entries(spec.services)) {
+    svc.templates.forEach((t, i) => check(t.source, ['services', name, 'templates', i, 'source']))
+    check(svc.balancer?.template?.source, ['services', name, 'balancer', 'template', 'source'])
+  }
+  return problems
 }
 
 /** Files wakame keeps in an instance's directory. */

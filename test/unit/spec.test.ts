@@ -17,6 +17,14 @@ function problems (text: string): string[] {
 const svc = (name: string, extra = '') => `  ${name}:\n    command: [node, ${name}.mjs]\n    port: ${8000 + name.length}\n${extra}`
 
 describe('cluster spec', () => {
+  it('a template file that is not there is an error at load (validate, --dry-run, launch), not a FAIL of every instance later', () => {
+    const tpl = (source: string) => `services:\n  app:\n    command: [node, app.mjs]\n    templates:\n      - { source: ${source}, dest: x.json, format: json }\n`
+    expect(problems(tpl('missing.eta'))).toEqual(['5:services.app.templates.0.source: no template file /tmp/missing.eta (paths are relative to the spec\'s directory)'])
+    expect(problems(tpl('.'))).toEqual(['5:services.app.templates.0.source: /tmp is not a file'])
+    const lb = 'services:\n  www:\n    command: [x]\n    port: 8000\n  lb:\n    depends_on: [www]\n    port: 8080\n    balancer:\n      kind: haproxy\n      routes: [{ path: /, service: www }]\n      template: { source: nope.cfg }\n'
+    expect(problems(lb)).toEqual([expect.stringMatching(/services\.lb\.balancer\.template\.source: no template file \/tmp\/nope\.cfg/)])
+  })
+
   it('the example spec is valid and its levels are db and www, then app, then lb', () => {
     const spec = loadSpecFile('examples/webcluster/cluster.yaml')
     expect(dependencyLevels(spec.services)).toEqual([['db', 'www'], ['app'], ['lb']])
