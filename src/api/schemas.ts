@@ -167,7 +167,7 @@ const Event = z.object({
 
 export const EventsAnswer = z.object({
   answeredBy: NodeId,
-  /** Highest sequence number this node has assigned: pass it as `since` to get only newer events. */
+  /** Pass it as `since` to get only newer events: the highest sequence number assigned, or, when `limit` cut an answer given `since`, the last one returned. */
   last: z.number().int(),
   events: z.array(Event)
 })

@@ -231,7 +231,10 @@ export class Daemon {
 
   /** This node's event history (its own observations and every leader's decisions it received). */
   eventLog (q: EventQuery): { events: ClusterEvent[], last: number } {
-    return { events: this.events.query(q), last: this.events.lastSeq }
+    const events = this.events.query(q)
+    // A page cut short by `limit` ends at its last event: `since=last` gets the next page.
+    const cut = q.since !== undefined && q.limit !== undefined && events.length === q.limit
+    return { events, last: cut ? events.at(-1)!.seq ?? this.events.lastSeq : this.events.lastSeq }
   }
 
   plan (cmd: Command | undefined): PlanAnswerResult {

@@ -55,7 +55,9 @@ export class EventRing {
       const t = Date.parse(q.since)
       out = out.filter(e => Date.parse(e.at) >= t)
     }
-    return q.limit !== undefined && out.length > q.limit ? out.slice(out.length - q.limit) : out.slice()
+    if (q.limit === undefined || out.length <= q.limit) return out.slice()
+    // After a point: the next `limit` (a follower pages on; nothing is skipped). Otherwise the newest.
+    return q.since !== undefined ? out.slice(0, q.limit) : out.slice(out.length - q.limit)
   }
 
   all (): ClusterEvent[] { return this.events.slice() }

@@ -83,6 +83,10 @@ describe('event history', () => {
     expect(newer.events.length).toBeGreaterThan(0)
     expect(newer.events.every(e => e.seq > mid)).toBe(true)
     expect((await events(c.first, '?limit=3')).events.map(e => e.seq)).toEqual(seqs.slice(-3))
+    // since + limit pages forward: the next 3 after seqs[0], and `last` points at the third.
+    const page = await events(c.first, `?since=${seqs[0]}&limit=3`)
+    expect(page.events.map(e => e.seq)).toEqual(seqs.slice(1, 4))
+    expect(page.last).toBe(seqs[3])
     const at = all.events.at(-1)!.at
     expect((await events(c.first, `?since=${encodeURIComponent(at)}`)).events.every(e => e.at >= at)).toBe(true)
     for (const bad of ['?since=yesterday', '?limit=0', '?limit=abc', '?limit=5000', '?since=2026-13-45T99:99:99Z']) {
