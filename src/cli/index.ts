@@ -23,7 +23,7 @@ interface WaitFlags { wait: boolean, timeout: number, dryRun?: boolean }
 /** A comma-separated option value as a list. */
 const list = (v: string): string[] => v.split(',').map(s => s.trim()).filter(Boolean)
 const int = (name: string) => (v: string): number => {
-  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number`)
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number, 0 or more`)
   return Number(v)
 }
 
@@ -33,7 +33,9 @@ export function buildProgram (): Command {
     .version(VERSION, '-V, --version')
     .option('--node <url>', 'API of any wakame node (env WAKAME_NODE)')
     .option('--token-file <file>', 'admin token file, for commands that change the cluster (env WAKAME_TOKEN_FILE)')
-    .showHelpAfterError()
+    .showHelpAfterError('(wakame help COMMAND for its usage)')
+    // A bad command line is bad input: exit 2, as every other input error (help and --version: 0).
+    .exitOverride(err => process.exit(err.exitCode === 0 ? 0 : 2))
   const globals = (): Globals => program.opts<Globals>()
   /** A client whose requests end within the command's --timeout. */
   const client = (timeoutS?: number) => new Client({ ...globals(), ...(timeoutS ? { requestTimeoutMs: timeoutS * 1000 } : {}) })
