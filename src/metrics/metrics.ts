@@ -30,7 +30,7 @@ export class Metrics {
   private readonly balancerChanges = new Counter({ name: 'wakame_balancer_changes_total', help: 'Balancer changes applied on this node, by instance and how (reload, resend, invalid, runtime_api)', labelNames: ['instance', 'kind', 'how'], registers: [this.registry] })
 
   constructor () {
-    collectDefaultMetrics({ register: this.registry, prefix: 'wakame_process_' })
+    collectDefaultMetrics({ register: this.registry, prefix: 'wakame_' })
     const metrics = this
     const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge) => void): void => {
       // eslint-disable-next-line no-new
