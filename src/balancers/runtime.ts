@@ -99,6 +99,8 @@ export abstract class ExternalBalancer implements BalancerRuntime {
   /** Models of recent renders, by text (the HAProxy runtime path diffs them). */
   protected readonly models = new Map<string, BalancerModel>()
   protected readonly log: Logger
+  /** Fresh connections in a row that must get the new config id before a reload counts as live. */
+  protected readonly confirmProbes: number = 1
   private chain: Promise<unknown> = Promise.resolve()
   private latest: string | undefined
   private batch: Promise<string> | undefined
@@ -228,7 +230,7 @@ export abstract class ExternalBalancer implements BalancerRuntime {
       let advanced = false
       while (Date.now() < deadline) {
         advanced ||= await this.advanced(before)
-        if (advanced && (wantId === undefined || await probeConfigId(this.ctx.listen) === wantId)) {
+        if (advanced && (wantId === undefined || await this.serves(wantId))) {
           this.stats.reloads++
           this.stats.lastLiveMs = performance.now() - this.started
           this.log.info({ attempt, ms: Math.round(performance.now() - t0) }, 'balancer reloaded')
@@ -240,6 +242,14 @@ export abstract class ExternalBalancer implements BalancerRuntime {
       this.log.warn({ attempt, timeoutMs, advanced }, 'reload not confirmed in time: sending it again')
     }
     throw new BalancerReloadError(`${this.kind} did not confirm a reload after ${attempts} attempts of ${timeoutMs} ms; see its output.log`)
+  }
+
+  /** `confirmProbes` new connections in a row get the config `id`. */
+  private async serves (id: string): Promise<boolean> {
+    for (let i = 0; i < this.confirmProbes; i++) {
+      if (await probeConfigId(this.ctx.listen) !== id) return false
+    }
+    return true
   }
 
   private liveHasMarker (configId: string): boolean {

@@ -27,6 +27,13 @@ export class ApacheBalancer extends ExternalBalancer {
   readonly configFile = 'apache2.conf'
   private readonly program: string
   private readonly options: ApacheOptions
+  /**
+   * A child of the previous generation forked while the parent was taking the graceful restart in
+   * counts as new in advanced(), and serves the old config until its pipe-of-death reaches it (measured
+   * once in CI load: a burst's last change probed stale right after being confirmed). Several new
+   * connections in a row must get the new config: any child still accepting would be hit.
+   */
+  protected override readonly confirmProbes = 4
 
   constructor (ctx: BalancerContext) {
     super(ctx)
