@@ -13,6 +13,7 @@ import type { Provider } from '../providers/provider.js'
 import { Ec2SettingsSchema } from '../providers/ec2/settings.js'
 import type { Ec2Boot, Ec2Platform } from '../providers/ec2/setup.js'
 import { createLogger, type Logger } from '../util/log.js'
+import { isSingleExecutable } from './sea-node.js'
 
 /** argv that runs this program again (the bundle under Node, or the single executable). */
 export function selfArgv (): string[] {
@@ -21,14 +22,6 @@ export function selfArgv (): string[] {
   if (isSingleExecutable()) return [process.execPath]
   const script = process.argv[1]
   return script ? [process.execPath, script] : [process.execPath]
-}
-
-/** Running as the single executable (scripts/build-sea.mjs)? node:sea exists from Node 20.12. */
-export function isSingleExecutable (): boolean {
-  try {
-    const sea = process.getBuiltinModule?.('node:sea') as { isSea?: () => boolean } | undefined
-    return sea?.isSea?.() === true
-  } catch { return false }
 }
 
 export async function runAgent (configFile: string | undefined, flags: Record<string, unknown>): Promise<void> {

@@ -1,14 +1,13 @@
 // The `wakame` command line: the daemon (`agent`), the admin commands Wakame users know (with their
 // old names as aliases), and a few tools. Arguments are parsed by commander.
+// The daemon, the balancer and the spec loader are imported when their command runs: an admin
+// command then evaluates only what it uses (start-up of `wakame status` is most of its time).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, dirname, resolve } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { balancerMain } from '../balancers/builtin/proxy.js'
 import { generatePsk, generateToken } from '../mesh/keys.js'
-import { loadSpecFile } from '../spec/load.js'
 import { InputError, WakameError } from '../util/errors.js'
 import { VERSION } from '../version.js'
-import { runAgent } from './agent.js'
 import type { ClusterEvent } from '../events/event.js'
 import { ApiError, Client } from './client.js'
 import { formatEvent } from '../events/event.js'
@@ -59,6 +58,7 @@ export function buildProgram (): Command {
       const { config, ...rest } = o
       const flags: Record<string, unknown> = {}
       for (const [k, v] of Object.entries(rest)) flags[k.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`)] = v
+      const { runAgent } = await import('./agent.js')
       await runAgent(config as string | undefined, flags)
     })
 
@@ -102,7 +102,7 @@ export function buildProgram (): Command {
     .description('bring every service up, in dependency order')
     .option('--spec <file>', 'cluster spec (default: the one the node was configured with)'))
     .action(async (o: WaitFlags & { spec?: string }) => {
-      const body = o.spec ? { spec: specBody(o.spec) } : undefined
+      const body = o.spec ? { spec: await specBody(o.spec) } : undefined
       if (o.dryRun) return await printPlan(client(o.timeout), { command: 'launch', ...body })
       await changeAndWait(client(o.timeout), '/v1/cluster/launch', body, o)
     })
@@ -148,13 +148,14 @@ export function buildProgram (): Command {
     .option('--spec <file>', 'launch: the spec to launch')
     .option('--to <node>', 'migrate: the target node')
     .action(async (name: string | undefined, args: string[], o: { spec?: string, to?: string }) => {
-      await printPlan(client(), name === undefined ? undefined : planBody(name, args, o))
+      await printPlan(client(), name === undefined ? undefined : await planBody(name, args, o))
     })
 
   program.command('validate')
     .description('check a cluster spec and print its problems with file, line and field')
     .argument('<spec>')
-    .action((file: string) => {
+    .action(async (file: string) => {
+      const { loadSpecFile } = await import('../spec/load.js')
       const spec = loadSpecFile(file)
       console.log(`${file}: valid (${Object.keys(spec.services).length} services)`)
     })
@@ -184,7 +185,10 @@ export function buildProgram (): Command {
   program.command('balancer', { hidden: true })
     .description('the builtin balancer process (started by the agent)')
     .requiredOption('--config <file>').requiredOption('--listen <host:port>')
-    .action(async (o: { config: string, listen: string }) => { await balancerMain(['--config', o.config, '--listen', o.listen]) })
+    .action(async (o: { config: string, listen: string }) => {
+      const { balancerMain } = await import('../balancers/builtin/proxy.js')
+      await balancerMain(['--config', o.config, '--listen', o.listen])
+    })
 
   program.command('vm-init', { hidden: true })
     .description('a local VM\'s init: runs the daemon given after --, restarts it if it dies')
@@ -210,7 +214,7 @@ export function sinceParam (v: string, now = Date.now()): string {
 const PLAN_NAMES: Record<string, string> = { launch: 'launch', launch_cluster: 'launch', shutdown: 'shutdown', shutdown_cluster: 'shutdown', propagate: 'propagate', propagate_service: 'propagate', scale: 'scale', migrate: 'migrate', migrate_service: 'migrate' }
 
 /** `wakame plan NAME ARGS...` as the body of POST /v1/plan. */
-function planBody (name: string, args: string[], o: { spec?: string, to?: string }): Record<string, unknown> {
+async function planBody (name: string, args: string[], o: { spec?: string, to?: string }): Promise<Record<string, unknown>> {
   const command = Object.hasOwn(PLAN_NAMES, name) ? PLAN_NAMES[name]! : undefined
   const bad = (message: string): never => { throw new InputError([{ file: 'command line', message }]) }
   if (!command) return bad(`cannot plan "${name}"; plan one of: ${Object.keys(PLAN_NAMES).join(', ')}`)
@@ -219,7 +223,7 @@ function planBody (name: string, args: string[], o: { spec?: string, to?: string
   if (o.spec !== undefined && command !== 'launch') bad('--spec goes with launch only')
   if (o.to !== undefined && command !== 'migrate') bad('--to goes with migrate only')
   switch (command) {
-    case 'launch': return { command, ...(o.spec ? { spec: specBody(o.spec) } : {}) }
+    case 'launch': return { command, ...(o.spec ? { spec: await specBody(o.spec) } : {}) }
     case 'propagate': return { command, service: args[0] }
     case 'scale': return /^\d+$/.test(args[1]!) ? { command, service: args[0], count: Number(args[1]) } : bad('COUNT must be a whole number')
     case 'migrate': return { command, instance: args[0], ...(o.to !== undefined ? { to: o.to } : {}) }
@@ -234,7 +238,8 @@ async function printPlan (client: Client, body: unknown): Promise<void> {
 }
 
 /** The spec as sent to the leader; validated here first, so errors point at the local file. */
-function specBody (file: string): { text: string, file: string, dir: string } {
+async function specBody (file: string): Promise<{ text: string, file: string, dir: string }> {
+  const { loadSpecFile } = await import('../spec/load.js')
   loadSpecFile(file)
   const abs = resolve(file)
   return { text: readFileSync(abs, 'utf8'), file: abs, dir: dirname(abs) }

@@ -5,7 +5,14 @@
 import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { isSingleExecutable } from './agent.js'
+
+/** Running as the single executable (scripts/build-sea.mjs)? node:sea exists from Node 20.12. */
+export function isSingleExecutable (): boolean {
+  try {
+    const sea = process.getBuiltinModule?.('node:sea') as { isSea?: () => boolean } | undefined
+    return sea?.isSea?.() === true
+  } catch { return false }
+}
 
 /** A script name, as `node` takes one: no wakame command ends like this. */
 const SCRIPT = /\.(?:js|mjs|cjs)$/

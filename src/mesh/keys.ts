@@ -1,7 +1,6 @@
 // Keys: the cluster's pre-shared key (libp2p private network) and this node's persistent peer key.
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { writeFileAtomicSync } from '../store/atomic.js'
 import { WakameError } from '../util/errors.js'
@@ -26,6 +25,8 @@ export function loadPsk (path: string | undefined): Uint8Array {
 
 /** This node's libp2p identity, kept in its data directory so its peer id survives restarts. */
 export async function loadOrCreatePeerKey (path: string): Promise<PrivateKey> {
+  // Imported here: the admin CLI reads its token from this module and needs no libp2p.
+  const { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } = await import('@libp2p/crypto/keys')
   if (existsSync(path)) {
     try {
       return privateKeyFromProtobuf(readFileSync(path))
