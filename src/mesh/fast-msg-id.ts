@@ -4,15 +4,10 @@
 // of a message that already passed validation is skipped (a forged copy differs somewhere and is
 // verified, and gossipsub records fast ids only for messages whose signature checked out).
 import { createHash } from 'node:crypto'
+import type { GossipsubOpts } from '@libp2p/gossipsub'
 
-export interface RawGossipMessage {
-  from?: Uint8Array
-  data?: Uint8Array
-  seqno?: Uint8Array
-  topic: string
-  signature?: Uint8Array
-  key?: Uint8Array
-}
+/** The message as gossipsub hands it to `fastMsgIdFn` (its RPC type is not exported by name). */
+export type RawGossipMessage = Parameters<GossipsubOpts['fastMsgIdFn']>[0]
 
 export function fastMessageId (msg: RawGossipMessage): string {
   const h = createHash('sha256')

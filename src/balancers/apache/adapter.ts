@@ -28,10 +28,11 @@ export class ApacheBalancer extends ExternalBalancer {
   private readonly program: string
   private readonly options: ApacheOptions
   /**
-   * A child of the previous generation forked while the parent was taking the graceful restart in
-   * counts as new in advanced(), and serves the old config until its pipe-of-death reaches it (measured
-   * once in CI load: a burst's last change probed stale right after being confirmed). Several new
-   * connections in a row must get the new config: any child still accepting would be hit.
+   * A child of the previous generation forked while the parent was taking in the graceful restart
+   * counts as new in advanced(), and serves the old config until its pipe-of-death reaches it (seen
+   * once in a full test run under load: a burst's last change probed stale right after it was
+   * confirmed). Several new connections in a row must get the new config: a child still accepting
+   * would be hit.
    */
   protected override readonly confirmProbes = 4
 
