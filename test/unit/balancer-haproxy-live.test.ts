@@ -26,8 +26,8 @@ describe.skipIf(findProgram(['haproxy']) === undefined)('HAProxy runtime API', (
     const res = await loop.stop()
     console.log(`[haproxy] membership change by runtime API: live ${median(live).toFixed(1)} ms median; first request served by the new member ${median(seen).toFixed(1)} ms median, ${Math.max(...seen).toFixed(1)} ms max (${seen.length} changes, no reload)`)
     expect(rt.stats).toMatchObject({ reloads: 0, runtimeChanges: 15 })
-    // No reload for any of them (above); the milliseconds are a figure (printed), not asserted.
-    expect(seen).toHaveLength(15)
+    // measureJoins fails when a new member is not served within 3 s; the milliseconds are a figure
+    // (printed), not asserted: CI runs other test files alongside.
     expect(res.failed, res.errors.slice(0, 5).join(', ')).toBe(0)
     const last = buildModel(lb.input({ www: [backends[15]!.endpoint], app: [] }))
     expect(await rt.agrees(last)).toBe(true)

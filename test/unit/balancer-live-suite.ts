@@ -138,9 +138,8 @@ export function liveSuite (kind: Exclude<BalancerKind, 'builtin'>, opts: SuiteOp
       const res = await loop.stop()
       console.log(`[${kind}] membership change by reload: live (confirmed) ${median(live).toFixed(0)} ms median; first request served by the new member ${median(seen).toFixed(0)} ms median, ${Math.max(...seen).toFixed(0)} ms max (${seen.length} changes; add the daemon's 50 ms render window)`)
       expect(res.failed, res.errors.slice(0, 5).join(', ')).toBe(0)
-      // Every new member was served (measureJoins waits for each); how fast is a figure, printed
+      // measureJoins fails when a new member is not served within 3 s; how fast is a figure, printed
       // above and kept in BENCHMARKS.md, not asserted: CI runs other test files alongside.
-      expect(seen).toHaveLength(backends.length - 1)
     })
 
     it(`keep-alive clients through 10 reloads: ${opts.keepAliveErrors === undefined ? 'errors measured' : `${opts.keepAliveErrors} errors`}`, async () => {
