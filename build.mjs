@@ -1,5 +1,5 @@
 // Bundles the daemon and the CLI (one entry point, src/main.ts) into dist/wakame.mjs with esbuild.
-// One file means one thing to copy into an AMI and a ~100 ms cold start (no module resolution).
+// One file means one thing to copy into an AMI, and no module resolution at start-up.
 import { build } from 'esbuild'
 import { chmodSync, readFileSync } from 'node:fs'
 

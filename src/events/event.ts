@@ -2,6 +2,7 @@
 // time, term and reason. Pure helpers only; the on-disk log is in log.ts.
 import type { Command } from '../core/commands.js'
 import type { DocEvent } from '../core/types.js'
+import { clip as clipText } from '../util/text.js'
 
 export type EventKind = DocEvent['kind']
 
@@ -24,7 +25,7 @@ export const MAX_REASON = 300
 export const DOC_EVENTS = 30
 
 export function clip (s: string, max = MAX_REASON): string {
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s
+  return clipText(s, max)
 }
 
 /** The subject of a scheduler note ("app-3: place on vm-2", "node vm-4 is dead: …", "launch a VM (l-7): …"). */

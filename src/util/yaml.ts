@@ -4,6 +4,11 @@ import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type
 import type { ZodType } from 'zod'
 import { distance } from 'fastest-levenshtein'
 import { InputError, type InputProblem } from './errors.js'
+import { clip } from './text.js'
+
+/** A file that is not YAML at all yields an error per chunk, each quoting it: the first few, cut short. */
+const MAX_YAML_ERRORS = 5
+const MAX_YAML_MESSAGE = 160
 
 export interface LoadedYaml {
   doc: Document
@@ -21,10 +26,12 @@ export function parseYamlStrict (text: string, file: string): LoadedYaml {
   })
   if (problems.length > 0) throw new InputError(problems)
   const doc = parseDocument(text, { lineCounter: lines, version: '1.2', uniqueKeys: true, prettyErrors: false, strict: true })
-  for (const err of doc.errors) {
+  for (const err of doc.errors.slice(0, MAX_YAML_ERRORS)) {
     const pos = lines.linePos(err.pos[0])
-    problems.push({ file, line: pos.line, column: pos.col, message: describeYamlError(err.code, err.message, doc, lines, err.pos[0]) })
+    problems.push({ file, line: pos.line, column: pos.col, message: clip(describeYamlError(err.code, err.message, doc, lines, err.pos[0]), MAX_YAML_MESSAGE) })
   }
+  const more = doc.errors.length - MAX_YAML_ERRORS
+  if (more > 0) problems.push({ file, message: `and ${more} more YAML error${more === 1 ? '' : 's'}: is this a YAML file?` })
   if (problems.length > 0) throw new InputError(problems)
   return { doc, lines, file }
 }

@@ -1,4 +1,5 @@
 // The spec loader: YAML 1.2, strict, every error located (case 09: duplicate keys, tabs, `no`).
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { loadSpecFile, loadSpecText } from '../../src/spec/load.js'
 import { dependencyLevels } from '../../src/spec/graph.js'
@@ -37,6 +38,15 @@ describe('cluster spec', () => {
     expect(p).toHaveLength(1)
     expect(p[0]).toMatch(/^5:/)
     expect(p[0]).toContain('duplicate key "www" (first defined on line 2)')
+  })
+
+  it('a file that is not YAML (the README given by mistake) gives a few short lines, not the file quoted back', () => {
+    const prose = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const p = problems(prose)
+    expect(p.length).toBeGreaterThan(0)
+    expect(p.length).toBeLessThanOrEqual(6)
+    for (const line of p) expect(line.length).toBeLessThan(200)
+    expect(p.at(-1)).toMatch(/more YAML errors?: is this a YAML file\?/)
   })
 
   it('a tab in the indentation is rejected with line and column (case 09)', () => {
