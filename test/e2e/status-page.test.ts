@@ -2,7 +2,8 @@
 // and the event history on real daemons: GET /v1/events, `wakame events`, a restarted daemon keeps
 // its log, and after the leader's VM is SIGKILLed the new leader still shows the old one's decisions.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser } from 'playwright-core'
 import type { ClusterEvent } from '../../src/events/event.js'
@@ -137,6 +138,9 @@ describe('event history', () => {
     const kept = new Map(afterRestart.events.map(e => [e.id, e.seq]))
     for (const e of beforeRestart.events) expect(kept.get(e.id), e.id).toBe(e.seq)
     await c.waitFor('settled after the restart', settled)
+    // The restarted node must have heard the leader again before the leader dies: a node that never
+    // saw it in this incarnation has no "alive" to turn "dead" (CI once killed it ~1 s too early).
+    await c.waitFor(`${f} hears ${old} again`, s => settled(s) && s.leader === old && s.nodes.find(n => n.id === old)?.status === 'alive', 30_000, c.api(f))
 
     // The old leader's decisions as a follower got them: with the committed documents.
     const viaDoc = (await events(c.api(f), '?limit=1000')).events.filter(e => e.node === old)
@@ -153,7 +157,16 @@ describe('event history', () => {
       expect(log.events.filter(e => e.id === viaDoc[0]!.id).length).toBe(1)
     }
     // And the new leader logs the election and the old leader's death.
-    await expect.poll(async () => (await events(c.api(s1.leader!), '?limit=1000')).events.some(e => e.kind === 'member' && e.subject === old && e.to === 'dead'), { timeout: 20_000 }).toBe(true)
+    const oldIsDead = async (): Promise<boolean> => (await events(c.api(s1.leader!), '?limit=1000')).events.some(e => e.kind === 'member' && e.subject === old && e.to === 'dead')
+    const deadline = Date.now() + 20_000
+    while (!await oldIsDead() && Date.now() < deadline) await new Promise(r => setTimeout(r, 200))
+    if (!await oldIsDead()) {
+      // Say what the new leader saw of the old one, and what its log holds of it.
+      const log = (await events(c.api(s1.leader!), '?limit=1000')).events
+      const st = await c.status(c.api(s1.leader!))
+      const agentLog = readFileSync(join(c.vmDir(s1.leader!), 'agent.log'), 'utf8').split('\n').filter(l => l.includes(old) || l.includes('stalled')).slice(-30).join('\n')
+      throw new Error(`${s1.leader} never logged ${old} dead; its view: ${JSON.stringify(st.nodes.map(n => [n.id, n.status]))}; ${log.length} events, about ${old}: ${JSON.stringify(log.filter(e => e.subject === old || e.kind === 'leader').map(e => [e.seq, e.at, e.node, e.kind, e.subject, e.from, e.to, e.reason]))}\nits log:\n${agentLog}`)
+    }
     expect(now.events.some(e => e.kind === 'leader' && e.subject === s1.leader && e.term === s1.term)).toBe(true)
   })
 })
