@@ -37,6 +37,8 @@ export interface Member {
   hb: Heartbeat
   /** Why it is suspect or dead. */
   reason?: string
+  /** The heardAt of the silence it was last probed for (one probe per silence). */
+  probedFor?: number
 }
 
 export interface MemberChange { id: NodeId, from: MemberStatus | 'new', to: MemberStatus, reason: string }
@@ -118,6 +120,20 @@ export class Membership {
     }
     this.nextCheckAt = next
     return changes
+  }
+
+  /**
+   * Members to probe now: not dead, quiet for `afterMs`, and not yet probed in this silence. Each
+   * silence yields a member once; a heartbeat (or a forgiven stall) starts a new one.
+   */
+  takeQuiet (now: number, afterMs: number): Member[] {
+    const out: Member[] = []
+    for (const m of this.members.values()) {
+      if (m.id === this.self || m.status === 'dead' || now - m.heardAt < afterMs || m.probedFor === m.heardAt) continue
+      m.probedFor = m.heardAt
+      out.push(m)
+    }
+    return out
   }
 
   get (id: NodeId): Member | undefined { return this.members.get(id) }

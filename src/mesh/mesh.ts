@@ -9,7 +9,7 @@ import type { ConsensusMsg } from '../core/consensus/messages.js'
 import type { Heartbeat } from '../core/types.js'
 import type { Logger } from '../util/log.js'
 import { decodeControl, decodeHeartbeat, encode } from './codec.js'
-import { createMeshNode, type MeshTuning, type WakameLibp2p } from './libp2p.js'
+import { createMeshNode, DEFAULT_MESH_TUNING, type MeshTuning, type WakameLibp2p } from './libp2p.js'
 
 export interface MeshOptions {
   cluster: string
@@ -140,6 +140,25 @@ export class Mesh extends EventEmitter<MeshEvents> {
     } catch (err) {
       this.opts.logger.debug({ err, topic }, 'publish failed')
       return 0
+    }
+  }
+
+  /**
+   * Ping a connected peer whose heartbeats went quiet (SWIM's probe, instead of pinging every peer
+   * every second). No answer within the ping timeout: its connection is closed, which makes it
+   * suspect and starts a redial (refused → dead). Returns whether it answered.
+   */
+  async probe (peer: string): Promise<boolean> {
+    const conn = this.node.getConnections().find(c => c.remotePeer.toString() === peer && c.status === 'open')
+    if (!conn) return false
+    const timeoutMs = this.opts.tuning?.pingTimeoutMs ?? DEFAULT_MESH_TUNING.pingTimeoutMs
+    try {
+      await this.node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(timeoutMs) })
+      return true
+    } catch (err) {
+      this.opts.logger.info({ peer, err: String((err as Error)?.message ?? err) }, `a quiet peer did not answer a ping within ${timeoutMs} ms; closing its connection`)
+      await this.node.hangUp(conn.remotePeer).catch(() => {})
+      return false
     }
   }
 

@@ -53,6 +53,27 @@ describe('membership', () => {
     expect(m.get('b')!.hb.incarnation).toBe(2)
   })
 
+  it('a quiet member is to be probed once per silence; the heard and the dead are not', () => {
+    const m = new Membership('a')
+    m.heartbeat(hb('b', 1), 0)
+    m.heartbeat(hb('c', 1), 0)
+    m.heartbeat(hb('c', 2), 900)
+    expect(m.takeQuiet(999, 1_000)).toEqual([])
+    expect(m.takeQuiet(1_000, 1_000).map(x => x.id)).toEqual(['b'])
+    expect(m.takeQuiet(1_500, 1_000)).toEqual([]) // b: already probed in this silence
+    expect(m.takeQuiet(1_900, 1_000).map(x => x.id)).toEqual(['c'])
+    m.heartbeat(hb('b', 2), 2_000)
+    expect(m.takeQuiet(2_999, 1_000)).toEqual([])
+    expect(m.takeQuiet(3_000, 1_000).map(x => x.id)).toEqual(['b']) // a new silence
+    m.tick(10_000)
+    expect(m.status('c')).toBe('dead')
+    m.heartbeat(hb('b', 3), 10_000)
+    expect(m.takeQuiet(11_000, 1_000).map(x => x.id)).toEqual(['b']) // c is dead: nothing to probe
+    m.forgiveStall(500, 11_200) // this node stalled: b's silence moved, it is a new one
+    expect(m.takeQuiet(11_200, 1_000)).toEqual([])
+    expect(m.takeQuiet(11_500, 1_000).map(x => x.id)).toEqual(['b'])
+  })
+
   it('a dead member that is heard again is alive again', () => {
     const m = new Membership('a')
     m.heartbeat(hb('b', 1), 0)
