@@ -89,7 +89,9 @@ export class Client {
         break
       } catch (err) {
         const cause = (err as { cause?: { code?: string, message?: string } }).cause
-        errors.push(`${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`)
+        const why = cause?.code ?? cause?.message ?? (err as Error).message
+        // fetch refuses ports reserved for other protocols (1, 25, 6000, ...) with just "bad port".
+        errors.push(`${url}: ${why === 'bad port' ? 'fetch refuses this port (reserved for another protocol); run the API on another one' : why}`)
       }
     }
     if (!res) throw new WakameError('UNREACHABLE', `cannot reach a wakame node (${errors.join('; ')}); is the agent running? (--node URL or WAKAME_NODE)`)

@@ -277,7 +277,7 @@ export async function runCli (argv: string[]): Promise<void> {
     if (err instanceof InputError) { console.error(err.message); process.exitCode = 2; return }
     // 2: the input was wrong (bad or unknown names, values); 1: the cluster could not do it.
     if (err instanceof ApiError) { console.error(`error: ${err.message}`); process.exitCode = err.status === 400 || err.status === 404 ? 2 : 1; return }
-    if (err instanceof WakameError) { console.error(`error: ${err.message}`); process.exitCode = 1; return }
+    if (err instanceof WakameError) { console.error(`error: ${err.message}`); process.exitCode = err.code === 'BAD_NODE_URL' ? 2 : 1; return }
     console.error(`error: ${(err as Error)?.stack ?? String(err)}`)
     process.exitCode = 1
   }

@@ -15,6 +15,18 @@ describe('command line errors', () => {
     })
   }
 
+  it('a --node that is not a URL: exit 2, says what one looks like', () => {
+    const r = run('--node', 'notaurl', 'status')
+    expect(r.status, r.stdout + r.stderr).toBe(2)
+    expect(r.stderr).toContain('"notaurl" is not a node URL; give one like http://')
+  })
+
+  it('a port fetch refuses: exit 1, says so instead of "bad port"', () => {
+    const r = run('--node', 'http://127.0.0.1:1', 'status')
+    expect(r.status, r.stdout + r.stderr).toBe(1)
+    expect(r.stderr).toContain('fetch refuses this port')
+  })
+
   it('--version and help exit 0', () => {
     expect(run('--version').status).toBe(0)
     const h = run('help', 'scale')
