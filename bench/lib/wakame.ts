@@ -222,12 +222,19 @@ export async function startWakame (opts: { name: string, net: string, spec: stri
 /** Every VM up and seen alive by the first node, one leader, all services at their count. */
 export async function waitUntilSettled (c: WakameCluster, nodes: number, timeoutMs: number, node?: string): Promise<StatusReport> {
   const tracked = new Set<number>()
-  return await waitUntil(`${nodes} nodes alive and settled`, async () => {
-    for (const v of c.running()) if (!tracked.has(v.pgid)) { trackGroup(v.pgid); tracked.add(v.pgid) }
-    const s = await c.status(node)
-    const alive = s.nodes.filter(n => n.status === 'alive').length
-    return s.leader !== null && alive >= nodes && s.settled && s.services.every(v => v.current === v.desired) ? s : undefined
-  }, timeoutMs, 250)
+  let last: StatusReport | undefined
+  try {
+    return await waitUntil(`${nodes} nodes alive and settled`, async () => {
+      for (const v of c.running()) if (!tracked.has(v.pgid)) { trackGroup(v.pgid); tracked.add(v.pgid) }
+      const s = last = await c.status(node)
+      const alive = s.nodes.filter(n => n.status === 'alive').length
+      return s.leader !== null && alive >= nodes && s.settled && s.services.every(v => v.current === v.desired) ? s : undefined
+    }, timeoutMs, 250)
+  } catch (err) {
+    // Say how far it got: a timeout alone does not tell a slow start from a cluster that churns.
+    const seen = last ? `; last status: leader ${last.leader ?? 'none'} term ${last.term}, ${c.running().length} VMs running, nodes ${Object.entries(last.nodes.reduce<Record<string, number>>((a, n) => { a[n.status] = (a[n.status] ?? 0) + 1; return a }, {})).map(([k, v]) => `${v} ${k}`).join(', ')}, settled ${last.settled}, services ${last.services.map(v => `${v.name} ${v.current}/${v.desired}`).join(' ')}` : ''
+    throw new Error(`${(err as Error).message}${seen}`)
+  }
 }
 
 /** Every node's own status agrees that `pred` holds (polled in parallel). */

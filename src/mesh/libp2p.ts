@@ -73,8 +73,9 @@ export async function createMeshNode (opts: Libp2pOptions): Promise<WakameLibp2p
         emitSelf: false,
         floodPublish: true,
         // floodPublish already hands every message to every connected peer in one hop; the mesh
-        // only repairs cut links. Its default (D 6, up to 12) meant each node received each
-        // heartbeat up to 8 more times at N=10 (BENCHMARKS.md); 3 keeps a redundant path.
+        // only repairs cut links (and routine heartbeats are not forwarded at all: Mesh.relay).
+        // Its default (D 6, up to 12) meant each node received each message up to 8 more times
+        // at N=10 (BENCHMARKS.md); 3 keeps a redundant path.
         D: 3, Dlo: 2, Dhi: 4, Dout: 1, Dscore: 2, Dlazy: 3,
         heartbeatInterval: t.gossipHeartbeatMs,
         globalSignaturePolicy: 'StrictSign',

@@ -42,6 +42,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** The peer (signing key) each node id belongs to, and the incarnation it last claimed it with. */
   private readonly nodePeer = new Map<string, { peer: string, incarnation: number }>()
   private readonly decoded = new WeakMap<Uint8Array, Heartbeat | ConsensusMsg>()
+  /** Incarnation and content revision of the last heartbeat relayed for each node. */
+  private readonly relayed = new Map<string, { incarnation: number, rev: number }>()
 
   constructor (private readonly opts: MeshOptions) {
     super()
@@ -101,6 +103,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (owner && owner.peer !== from) this.peerNode.delete(owner.peer)
       this.peerNode.set(from, hb.node)
       this.nodePeer.set(hb.node, { peer: from, incarnation: Math.max(hb.incarnation, owner?.peer === from ? owner.incarnation : 0) })
+      if (!this.relay(hb)) {
+        // Taken here, not forwarded: every connected peer got it straight from its sender.
+        try { this.emit('heartbeat', hb) } catch (err) { this.opts.logger.error({ err: String(err) }, 'heartbeat handler failed') }
+        return TopicValidatorResult.Ignore
+      }
     } else {
       const m = r.value as ConsensusMsg
       if (m.from === this.opts.node) return this.reject(peer, from, kind, `message claims to come from this node (${m.from})`)
@@ -112,6 +119,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     this.decoded.set(msg.data, r.value)
     return TopicValidatorResult.Accept
+  }
+
+  /**
+   * Whether gossipsub should forward this heartbeat: only when it says something new (a node,
+   * incarnation or content revision not relayed before), so discovery and state changes still reach
+   * a node through others when its own link is cut. A routine beat (only seq, load, the lease)
+   * already reached every connected peer in one hop (floodPublish); forwarding it too was most of
+   * an idle mesh's frames. A node heard only through others goes quiet and, unreachable, is
+   * suspected: liveness is per link, as the simulator models it.
+   */
+  private relay (hb: Heartbeat): boolean {
+    const last = this.relayed.get(hb.node)
+    if (hb.rev !== undefined && last?.incarnation === hb.incarnation && last.rev === hb.rev) return false
+    if (hb.rev !== undefined) this.relayed.set(hb.node, { incarnation: hb.incarnation, rev: hb.rev })
+    return true
   }
 
   private ignore (from: string, topic: string, reason: string): TopicValidatorResult {
