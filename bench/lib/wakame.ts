@@ -232,9 +232,16 @@ export async function waitUntilSettled (c: WakameCluster, nodes: number, timeout
     }, timeoutMs, 250)
   } catch (err) {
     // Say how far it got: a timeout alone does not tell a slow start from a cluster that churns.
-    const seen = last ? `; last status: leader ${last.leader ?? 'none'} term ${last.term}, ${c.running().length} VMs running, nodes ${Object.entries(last.nodes.reduce<Record<string, number>>((a, n) => { a[n.status] = (a[n.status] ?? 0) + 1; return a }, {})).map(([k, v]) => `${v} ${k}`).join(', ')}, settled ${last.settled}, services ${last.services.map(v => `${v.name} ${v.current}/${v.desired}`).join(' ')}` : ''
-    throw new Error(`${(err as Error).message}${seen}`)
+    throw new Error(`${(err as Error).message}${last ? `; last status: ${c.running().length} VMs running, ${brief(last)}` : ''}`)
   }
+}
+
+/** Leader, term, how many nodes are in each state, and each service's count: how far a cluster got. */
+function brief (s: StatusReport): string {
+  const states = new Map<string, number>()
+  for (const n of s.nodes) states.set(n.status, (states.get(n.status) ?? 0) + 1)
+  return `leader ${s.leader ?? 'none'} term ${s.term}, nodes ${[...states].map(([k, v]) => `${v} ${k}`).join(', ')}, ` +
+    `settled ${s.settled}, services ${s.services.map(v => `${v.name} ${v.current}/${v.desired}`).join(' ')}`
 }
 
 /** Every node's own status agrees that `pred` holds (polled in parallel). */

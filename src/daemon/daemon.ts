@@ -252,9 +252,7 @@ export class Daemon {
     this.node.tick(t)
     if (this.node.lastHeartbeat !== before) this.keepConnected()
     // Two heartbeats missed: ask the peer directly (a hung one loses its connection: suspect).
-    for (const m of this.membership.takeQuiet(t, 2 * this.cfg.timing.heartbeat_interval_ms)) {
-      if (this.mesh.isConnected(m.hb.peer)) void this.mesh.probe(m.hb.peer)
-    }
+    for (const m of this.membership.takeQuiet(t, 2 * this.cfg.timing.heartbeat_interval_ms)) void this.mesh.probe(m.hb.peer)
   }
 
   /** What heartbeats say about this node's instances: supervisor states plus relations. */

@@ -44,9 +44,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly decoded = new WeakMap<Uint8Array, Heartbeat | ConsensusMsg>()
   /** Incarnation and content revision of the last heartbeat relayed for each node. */
   private readonly relayed = new Map<string, { incarnation: number, rev: number }>()
+  private readonly tuning: MeshTuning
 
   constructor (private readonly opts: MeshOptions) {
     super()
+    this.tuning = { ...DEFAULT_MESH_TUNING, ...opts.tuning }
     this.topics = { heartbeat: `/wakame/${opts.cluster}/heartbeat/1`, control: `/wakame/${opts.cluster}/control/1` }
   }
 
@@ -59,7 +61,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   async start (): Promise<void> {
-    this.node = await createMeshNode({ ip: this.opts.ip, port: this.opts.port, psk: this.opts.psk, acceptedPsks: this.opts.acceptedPsks ?? [], privateKey: this.opts.privateKey, topics: Object.values(this.topics), tuning: this.opts.tuning })
+    this.node = await createMeshNode({ ip: this.opts.ip, port: this.opts.port, psk: this.opts.psk, acceptedPsks: this.opts.acceptedPsks ?? [], privateKey: this.opts.privateKey, topics: Object.values(this.topics), tuning: this.tuning })
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.set(this.topics.heartbeat, (peer, msg) => this.validate(peer, msg, 'heartbeat'))
     pubsub.topicValidators.set(this.topics.control, (peer, msg) => this.validate(peer, msg, 'control'))
@@ -130,9 +132,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * suspected: liveness is per link, as the simulator models it.
    */
   private relay (hb: Heartbeat): boolean {
+    if (hb.rev === undefined) return true // a sender without revisions: every beat may be news
     const last = this.relayed.get(hb.node)
-    if (hb.rev !== undefined && last?.incarnation === hb.incarnation && last.rev === hb.rev) return false
-    if (hb.rev !== undefined) this.relayed.set(hb.node, { incarnation: hb.incarnation, rev: hb.rev })
+    if (last?.incarnation === hb.incarnation && last.rev === hb.rev) return false
+    this.relayed.set(hb.node, { incarnation: hb.incarnation, rev: hb.rev })
     return true
   }
 
@@ -173,7 +176,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async probe (peer: string): Promise<boolean> {
     const conn = this.node.getConnections().find(c => c.remotePeer.toString() === peer && c.status === 'open')
     if (!conn) return false
-    const timeoutMs = this.opts.tuning?.pingTimeoutMs ?? DEFAULT_MESH_TUNING.pingTimeoutMs
+    const timeoutMs = this.tuning.pingTimeoutMs
     try {
       await this.node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(timeoutMs) })
       return true
@@ -208,7 +211,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private async doDial (addr: string, diagnose: boolean): Promise<ProbeResult> {
     const ma = multiaddr(toMultiaddr(addr))
     try {
-      await this.node.dial(ma, { signal: AbortSignal.timeout(this.opts.tuning?.dialTimeoutMs ?? 2_000) })
+      await this.node.dial(ma, { signal: AbortSignal.timeout(this.tuning.dialTimeoutMs) })
       return 'connected'
     } catch (err) {
       if (hasCode(err, 'ECONNREFUSED')) return 'refused'

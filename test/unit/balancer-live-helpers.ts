@@ -1,6 +1,5 @@
 // Helpers for the live balancer tests: real HAProxy / nginx / Apache processes on 127.0.0.1, real
 // Node backends, a steady request loop, and cleanup of every process even when a test fails.
-// Ports are picked below the ephemeral range: a listener inside it can collide with a client socket.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, openSync, closeSync, readFileSync } from 'node:fs'
 import { Agent, createServer, request, type Server } from 'node:http'
@@ -11,6 +10,8 @@ import { probeConfigId } from '../../src/balancers/exec.js'
 import { showProc } from '../../src/balancers/haproxy/master.js'
 import type { BalancerEndpoint, BalancerRoute, RenderInput } from '../../src/balancers/model.js'
 import { silentLogger } from '../../src/util/log.js'
+import { freePort } from '../helpers/ports.js'
+import { waitUntil } from '../helpers/wait.js'
 
 export const HOST = '127.0.0.1'
 const cleanups: Array<() => Promise<void> | void> = []
@@ -23,19 +24,7 @@ export async function cleanupAll (): Promise<void> {
   }
 }
 
-/** A free TCP port in [20000, 32000) on HOST (below the ephemeral range, 32768+ here). */
-export async function freePort (): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000)
-    const ok = await new Promise<boolean>(resolve => {
-      const s = createServer()
-      s.once('error', () => resolve(false))
-      s.listen(port, HOST, () => s.close(() => resolve(true)))
-    })
-    if (ok) return port
-  }
-  throw new Error('no free port below 32000')
-}
+export { freePort, waitUntil }
 
 export interface Backend { id: string, port: number, endpoint: BalancerEndpoint, server: Server }
 
@@ -95,16 +84,6 @@ export async function startLive (kind: BalancerKind, view: Record<string, Balanc
   // HAProxy's master opens its socket a little after the worker serves.
   if (kind === 'haproxy') await waitUntil('the HAProxy master socket', () => showProc(join(dir, 'master.sock')).then(() => true, () => false), 5_000, output)
   return { rt, dir, port, pid, input, url: (path = '/') => `http://${HOST}:${port}${path}`, output }
-}
-
-/** Poll `pred` until true or the deadline (never a fixed sleep standing in for a condition). */
-export async function waitUntil (what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 5_000, detail?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await pred()) return
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail()}` : ''}`)
 }
 
 export interface Hit { status: number, instance?: string, at: number }

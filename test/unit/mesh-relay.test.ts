@@ -3,32 +3,16 @@
 // C's changes through B; a routine beat (only seq and load changed) is not, so A hears it only
 // over a link of its own.
 import '../../src/polyfill.js'
-import { createServer } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Heartbeat } from '../../src/core/types.js'
 import { Mesh } from '../../src/mesh/mesh.js'
 import { silentLogger } from '../../src/util/log.js'
+import { freePort } from '../helpers/ports.js'
+import { waitUntil } from '../helpers/wait.js'
 
 const meshes: Mesh[] = []
 afterEach(async () => { await Promise.all(meshes.splice(0).map(m => m.stop())) })
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    }).on('error', reject)
-  })
-}
-
-async function waitUntil (what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-}
 
 async function mesh (node: string, psk: Uint8Array): Promise<{ m: Mesh, got: Heartbeat[] }> {
   const m = new Mesh({ cluster: 'relay', node, ip: '127.0.0.1', port: await freePort(), psk, privateKey: await generateKeyPair('Ed25519'), logger: silentLogger() })
@@ -60,7 +44,7 @@ describe('heartbeat relaying', () => {
     // Gossipsub needs a moment after connecting to exchange subscriptions and graft its mesh: each
     // try is a new revision (news), until one reaches A through B.
     let rev = 0
-    await waitUntil('a heartbeat of C relayed to A through B', async () => { await publish(++rev); return seqs(a.got).length > 0 })
+    await waitUntil('a heartbeat of C relayed to A through B', async () => { await publish(++rev); return seqs(a.got).length > 0 }, 10_000)
     const news = seq
 
     // Routine beats (same revision): B hears them all, A none.
