@@ -40,6 +40,7 @@ export class Client {
     const demo = readDemoFile()
     const list = opts.node ?? env.WAKAME_NODE ?? demo?.nodes?.join(',') ?? demo?.node ?? 'http://127.0.0.1:7600'
     this.urls = list.split(',').map(u => u.trim().replace(/\/+$/, '')).filter(Boolean)
+    if (this.urls.length === 0) throw new WakameError('BAD_NODE_URL', `"${list}" names no node; give one like http://127.0.0.2:7600`)
     for (const u of this.urls) {
       let ok = false
       try { ok = ['http:', 'https:'].includes(new URL(u).protocol) } catch {}
@@ -74,7 +75,7 @@ export class Client {
   private token (): string {
     if (this.tokenValue) return this.tokenValue
     if (this.tokenFile) return loadToken(this.tokenFile)
-    throw new WakameError('TOKEN_MISSING', 'this command changes the cluster and needs the admin token: pass --token-file FILE or set WAKAME_TOKEN_FILE')
+    throw new WakameError('TOKEN_MISSING', 'this command changes the cluster and needs the admin token: pass --token-file FILE, or set WAKAME_TOKEN_FILE or WAKAME_TOKEN')
   }
 
   private async call<T> (method: string, path: string, body?: unknown, auth = false): Promise<T> {
@@ -91,7 +92,7 @@ export class Client {
         const cause = (err as { cause?: { code?: string, message?: string } }).cause
         const why = cause?.code ?? cause?.message ?? (err as Error).message
         // fetch refuses ports reserved for other protocols (1, 25, 6000, ...) with just "bad port".
-        errors.push(`${url}: ${why === 'bad port' ? 'fetch refuses this port (reserved for another protocol); run the API on another one' : why}`)
+        errors.push(`${url}: ${why === 'bad port' ? 'fetch refuses this port (reserved for another protocol), so no wakame API can be reached there' : why}`)
       }
     }
     if (!res) throw new WakameError('UNREACHABLE', `cannot reach a wakame node (${errors.join('; ')}); is the agent running? (--node URL or WAKAME_NODE)`)

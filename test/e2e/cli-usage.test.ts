@@ -21,6 +21,12 @@ describe('command line errors', () => {
     expect(r.stderr).toContain('"notaurl" is not a node URL; give one like http://')
   })
 
+  it('an empty --node: exit 2, says it names no node', () => {
+    const r = run('--node', '', 'status')
+    expect(r.status, r.stdout + r.stderr).toBe(2)
+    expect(r.stderr).toContain('names no node; give one like http://')
+  })
+
   it('a port fetch refuses: exit 1, says so instead of "bad port"', () => {
     const r = run('--node', 'http://127.0.0.1:1', 'status')
     expect(r.status, r.stdout + r.stderr).toBe(1)
